@@ -1,0 +1,198 @@
+r"""Named initializations of diagonal and DPLR state matrices (plain NumPy arrays).
+
+Every initialization returns an :class:`SSMInit`: the continuous-time eigenvalues ``Lambda`` and what the layers
+need to build ``B~`` (and ``P~`` for S4). Conventions:
+
+- ``n`` is the size of the underlying state matrix (``d_state`` of the layers).
+- ``conj_sym=True`` keeps one eigenvalue of each conjugate pair (``n/2`` modes, those with ``Im > 0``); a layer then
+  takes ``2 Re(.)`` of its output, which equals the full complex sum because the dropped modes are the conjugates.
+  ``conj_sym=False`` keeps all ``n`` modes and the layer takes ``Re(.)``.
+- ``V`` has the kept eigenvectors as columns, ``(n, m)``; ``V_inv`` is ``(m, n)`` with ``V_inv @ V = I`` on the
+  kept modes, so ``B~ = V_inv @ B`` for any real input matrix ``B`` of shape ``(n, H)``.
+
+| name | Lambda | B~ |
+|---|---|---|
+| ``s4d-legs`` | eigenvalues of the LegS normal part ``A_N`` (``-1/2 + i w_k``) | ``V^H B_H`` (``V`` unitary) |
+| ``s4d-lin`` | ``-1/2 + i pi k`` | ``1`` |
+| ``s4d-inv`` | ``-1/2 + i (n/pi)(n/(2k+1) - 1)`` | ``1`` |
+| ``s4d-real`` | ``-(k+1)``, all ``n`` real modes | ``1`` |
+| ``s4-legs`` | as ``s4d-legs``, plus ``P~ = V^H P`` so that ``A = Lambda - P~ P~^H`` (DPLR) | ``V^H B_H`` |
+| ``s5-legs`` | ``s4d-legs`` eigenvalues of size ``n/J`` repeated on ``J`` diagonal blocks | ``V^{-1} B`` |
+| ``ptd`` | the ``n`` eigenvalues of ``A_H + E`` (S4-PTD) | ``V^{-1} B_H`` |
+| ``s5-ptd`` | PTD of LegS of size ``n/J`` on ``J`` diagonal blocks (S5-PTD) | ``V^{-1} B`` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from .._checks import check_choice, check_positive_int
+from .hippo import hippo_legs, hippo_legs_nplr
+from .ptd import perturb_then_diagonalize
+
+__all__ = ["SSMInit", "ssm_init", "INITS"]
+
+
+@dataclass(frozen=True)
+class SSMInit:
+    """Arrays that initialize an SSM layer (all complex128 unless noted).
+
+    Attributes:
+        name: the initialization's registry name.
+        Lambda: ``(m,)`` continuous-time eigenvalues, ``Re < 0``.
+        B: ``(m,)`` input vector in the eigenbasis for single-input layers (``V^{-1} B_H`` or ones).
+        V: ``(n, m)`` eigenvectors (columns), or ``None`` for inits that are not a basis change (lin, inv, real).
+        V_inv: ``(m, n)`` left inverse of ``V`` on the kept modes, or ``None``.
+        P: ``(r, m)`` low-rank factor for DPLR inits (``A = diag(Lambda) - P^T conj(P)``), else ``None``.
+        conj_sym: whether ``Lambda`` keeps one of each conjugate pair (layers then take ``2 Re``).
+        blocks: number of diagonal blocks (S5's ``J``).
+        diagnostics: PTD diagnostics where relevant.
+    """
+
+    name: str
+    Lambda: np.ndarray
+    B: np.ndarray
+    V: np.ndarray | None = None
+    V_inv: np.ndarray | None = None
+    P: np.ndarray | None = None
+    conj_sym: bool = True
+    blocks: int = 1
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def n_modes(self) -> int:
+        return int(self.Lambda.shape[0])
+
+
+def _normal_eig(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of the LegS normal part ``A_N = -I/2 + S`` through the Hermitian ``-i S`` (unitary ``V``)."""
+    A_N, _, _ = hippo_legs_nplr(n)
+    mu, V = np.linalg.eigh(-1j * (A_N + 0.5 * np.eye(n)))
+    return -0.5 + 1j * mu, V
+
+
+def _keep_upper(Lambda: np.ndarray, conj_sym: bool, n: int) -> np.ndarray:
+    """Indices of the modes to keep: all, or the ``n/2`` with ``Im > 0`` (sorted by frequency)."""
+    if not conj_sym:
+        return np.argsort(Lambda.imag, kind="stable")
+    if n % 2:
+        raise ValueError(f"n must be even with conj_sym=True, got n={n}")
+    order = np.argsort(-Lambda.imag, kind="stable")[: n // 2]
+    if np.any(Lambda.imag[order] <= 0):
+        raise ValueError("conj_sym=True needs complex-conjugate eigenvalue pairs; this matrix has real eigenvalues")
+    return order[::-1]
+
+
+def _s4d_legs(n: int, conj_sym: bool) -> SSMInit:
+    Lambda, V = _normal_eig(n)
+    keep = _keep_upper(Lambda, conj_sym, n)
+    V = V[:, keep]
+    _, _, B_H = hippo_legs_nplr(n)
+    return SSMInit("s4d-legs", Lambda[keep], V.conj().T @ B_H, V, V.conj().T, conj_sym=conj_sym)
+
+
+def _s4_legs(n: int, conj_sym: bool) -> SSMInit:
+    Lambda, V = _normal_eig(n)
+    keep = _keep_upper(Lambda, conj_sym, n)
+    V = V[:, keep]
+    _, P, B_H = hippo_legs_nplr(n)
+    Vh = V.conj().T
+    return SSMInit("s4-legs", Lambda[keep], Vh @ B_H, V, Vh, P=(Vh @ P)[None, :], conj_sym=conj_sym)
+
+
+def _s4d_lin(n: int, conj_sym: bool) -> SSMInit:
+    m = n // 2 if conj_sym else n
+    k = np.arange(m)
+    return SSMInit("s4d-lin", -0.5 + 1j * np.pi * k, np.ones(m, complex), conj_sym=conj_sym)
+
+
+def _s4d_inv(n: int, conj_sym: bool) -> SSMInit:
+    m = n // 2 if conj_sym else n
+    k = np.arange(m)
+    return SSMInit("s4d-inv", -0.5 + 1j * (n / np.pi) * (n / (2 * k + 1) - 1), np.ones(m, complex),
+                   conj_sym=conj_sym)
+
+
+def _s4d_real(n: int, conj_sym: bool) -> SSMInit:
+    # Real modes have no conjugate partner: all n are kept whatever conj_sym says.
+    return SSMInit("s4d-real", -(np.arange(n) + 1.0) + 0j, np.ones(n, complex), conj_sym=False)
+
+
+def _ptd(n: int, conj_sym: bool, **ptd_kwargs: object) -> SSMInit:
+    res = perturb_then_diagonalize(n=n, **ptd_kwargs)  # type: ignore[arg-type]
+    keep = _keep_upper(res.eigenvalues, conj_sym, n)
+    _, B_H = hippo_legs(n)
+    V, V_inv = res.V[:, keep], res.V_inv[keep, :]
+    return SSMInit("ptd", res.eigenvalues[keep], V_inv @ B_H, V, V_inv, conj_sym=conj_sym,
+                   diagnostics=dict(res.diagnostics))
+
+
+def _block(base: SSMInit, name: str, blocks: int) -> SSMInit:
+    """``J`` copies of ``base`` on the diagonal: eigenvalues tiled, ``V`` and ``V^{-1}`` block diagonal."""
+    assert base.V is not None and base.V_inv is not None
+    return SSMInit(name, np.tile(base.Lambda, blocks), np.tile(base.B, blocks),
+                   scipy.linalg.block_diag(*([base.V] * blocks)), scipy.linalg.block_diag(*([base.V_inv] * blocks)),
+                   conj_sym=base.conj_sym, blocks=blocks, diagnostics=base.diagnostics)
+
+
+def _block_size(n: int, blocks: int) -> int:
+    blocks = check_positive_int("blocks", blocks)
+    if n % blocks:
+        raise ValueError(f"n={n} is not divisible by blocks={blocks}")
+    return n // blocks
+
+
+def _s5_legs(n: int, conj_sym: bool, blocks: int = 1) -> SSMInit:
+    return _block(_s4d_legs(_block_size(n, blocks), conj_sym), "s5-legs", blocks)
+
+
+def _s5_ptd(n: int, conj_sym: bool, blocks: int = 1, **ptd_kwargs: object) -> SSMInit:
+    return _block(_ptd(_block_size(n, blocks), conj_sym, **ptd_kwargs), "s5-ptd", blocks)
+
+
+INITS: dict[str, Callable[..., SSMInit]] = {
+    "s4d-legs": _s4d_legs,
+    "s4d-lin": _s4d_lin,
+    "s4d-inv": _s4d_inv,
+    "s4d-real": _s4d_real,
+    "s4-legs": _s4_legs,
+    "s5-legs": _s5_legs,
+    "ptd": _ptd,
+    "s5-ptd": _s5_ptd,
+}
+
+# Inits whose natural mode set is all n eigenvalues (PTD of a real matrix can have real eigenvalues).
+_DEFAULT_CONJ_SYM = {"ptd": False, "s5-ptd": False, "s4d-real": False}
+
+
+def ssm_init(name: str, n: int, *, conj_sym: bool | None = None, blocks: int = 1, **ptd_kwargs: object) -> SSMInit:
+    """Build the named initialization of state size ``n``.
+
+    Args:
+        name: one of :data:`INITS`.
+        n: state size (size of the underlying HiPPO matrix; for S5 the total ``P`` over all blocks).
+        conj_sym: keep one of each conjugate pair (default ``True``, except ``False`` for ``ptd``, ``s5-ptd`` and
+            ``s4d-real``, which keep all ``n`` modes as the paper's S4-PTD and S5-PTD do).
+        blocks: diagonal blocks ``J`` for ``s5-legs`` and ``s5-ptd`` (``n`` must be divisible by it).
+        **ptd_kwargs: passed to :func:`~ptdssm.theory.ptd.perturb_then_diagonalize` (``gamma``, ``seed``,
+            ``stability``, ...) for the PTD inits.
+    """
+    check_choice("init", name, INITS)
+    n = check_positive_int("n", n)
+    cs = _DEFAULT_CONJ_SYM.get(name, True) if conj_sym is None else bool(conj_sym)
+    if cs and n % 2 and name != "s4d-real":
+        raise ValueError(f"n must be even with conj_sym=True, got n={n}")
+    kwargs: dict = {}
+    if name in ("s5-legs", "s5-ptd"):
+        kwargs["blocks"] = blocks
+    elif blocks != 1:
+        raise ValueError(f"blocks={blocks} only applies to the S5 inits, not {name!r}")
+    if name in ("ptd", "s5-ptd"):
+        kwargs.update(ptd_kwargs)
+    elif ptd_kwargs:
+        raise ValueError(f"PTD options {sorted(ptd_kwargs)} only apply to the PTD inits, not {name!r}")
+    return INITS[name](n, cs, **kwargs)
