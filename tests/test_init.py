@@ -1,0 +1,90 @@
+"""Initialization registry: each init reproduces the matrix it claims to diagonalize."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from ptdssm import INITS, hippo_legs, hippo_legs_nplr, ssm_init
+
+
+def _impulse_response(init, C, t):
+    """sum_k (C V)_k B~_k exp(lambda_k t) over the kept modes, times 2 and real part under conj_sym."""
+    h = np.exp(np.outer(t, init.Lambda)) @ ((C @ init.V) * init.B)
+    return 2 * h.real if init.conj_sym else h
+
+
+def test_s4d_legs_diagonalizes_the_normal_part():
+    n = 16
+    A_N, _, B_H = hippo_legs_nplr(n)
+    full = ssm_init("s4d-legs", n, conj_sym=False)
+    np.testing.assert_allclose(full.Lambda.real, -0.5, atol=1e-12)
+    np.testing.assert_allclose(full.V.conj().T @ full.V, np.eye(n), atol=1e-12)
+    np.testing.assert_allclose(full.V @ np.diag(full.Lambda) @ full.V_inv, A_N, atol=1e-10)
+    np.testing.assert_allclose(full.B, full.V_inv @ B_H, atol=1e-12)
+    # Conjugate symmetry: half the modes and 2 Re give the exact impulse response of (A_N, B_H, C).
+    half = ssm_init("s4d-legs", n)
+    assert half.n_modes == n // 2 and half.conj_sym and np.all(half.Lambda.imag > 0)
+    C = np.random.default_rng(0).standard_normal(n)
+    t = np.linspace(0, 3, 7)
+    dense = np.array([C @ scipy.linalg.expm(A_N * s) @ B_H for s in t])
+    np.testing.assert_allclose(_impulse_response(half, C, t), dense, atol=1e-9)
+    np.testing.assert_allclose(_impulse_response(full, C, t).real, dense, atol=1e-9)
+
+
+def test_s4_legs_is_dplr_of_hippo():
+    n = 12
+    A_H, _ = hippo_legs(n)
+    init = ssm_init("s4-legs", n, conj_sym=False)
+    p = init.P[0]
+    dplr = np.diag(init.Lambda) - np.outer(p, p.conj())
+    np.testing.assert_allclose(init.V @ dplr @ init.V.conj().T, A_H, atol=1e-10)
+    assert ssm_init("s4-legs", n).P.shape == (1, n // 2)
+
+
+def test_s4d_lin_inv_real_formulas():
+    n = 8
+    k = np.arange(n // 2)
+    np.testing.assert_allclose(ssm_init("s4d-lin", n).Lambda, -0.5 + 1j * np.pi * k)
+    np.testing.assert_allclose(ssm_init("s4d-inv", n).Lambda, -0.5 + 1j * n / np.pi * (n / (2 * k + 1) - 1))
+    real = ssm_init("s4d-real", n)
+    np.testing.assert_allclose(real.Lambda, -np.arange(1, n + 1))
+    assert not real.conj_sym
+
+
+def test_ptd_init_is_a_decomposition_of_the_perturbed_hippo():
+    n = 16
+    A_H, B_H = hippo_legs(n)
+    init = ssm_init("ptd", n)
+    E = init.V @ np.diag(init.Lambda) @ init.V_inv - A_H
+    assert np.abs(E.imag).max() < 1e-9
+    assert np.linalg.norm(E.real, 2) / np.linalg.norm(A_H, 2) == pytest.approx(
+        init.diagnostics["relative_perturbation"], rel=1e-6)
+    np.testing.assert_allclose(init.B, init.V_inv @ B_H, atol=1e-12)
+    assert init.n_modes == n and np.all(init.Lambda.real < 0)
+
+
+@pytest.mark.parametrize("name", ["s5-legs", "s5-ptd"])
+def test_s5_block_diagonal(name):
+    P, J = 24, 3
+    init = ssm_init(name, P, blocks=J)
+    block = ssm_init("s4d-legs" if name == "s5-legs" else "ptd", P // J)
+    assert init.blocks == J
+    np.testing.assert_allclose(init.Lambda, np.tile(block.Lambda, J))
+    np.testing.assert_allclose(init.V_inv @ init.V, np.eye(init.n_modes), atol=1e-8)
+    assert np.all(init.V[: P // J, block.n_modes:] == 0)  # off-diagonal blocks are exactly zero
+
+
+def test_registry_names_and_bad_input():
+    assert set(INITS) == {"s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "s4-legs", "s5-legs", "ptd", "s5-ptd"}
+    with pytest.raises(ValueError, match="init"):
+        ssm_init("s4d-fancy", 8)
+    with pytest.raises(ValueError, match="n must be"):
+        ssm_init("s4d-legs", 0)
+    with pytest.raises(ValueError, match="even"):
+        ssm_init("s4d-legs", 7)
+    with pytest.raises(ValueError, match="divisible"):
+        ssm_init("s5-legs", 10, blocks=3)
+    with pytest.raises(ValueError, match="blocks"):
+        ssm_init("s4d-lin", 8, blocks=2)
+    with pytest.raises(ValueError, match="PTD options"):
+        ssm_init("s4d-legs", 8, gamma=3.0)

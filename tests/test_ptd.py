@@ -1,0 +1,125 @@
+"""Perturb-then-diagonalize: reconstruction, diagnostics recomputed independently, targets, cache, bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from ptdssm import hippo_legs, perturb_then_diagonalize
+from ptdssm.theory.ptd import ptd_cache_dir
+
+
+def _independent_diagnostics(res):
+    """Recompute every diagnostic from the returned arrays with plain NumPy (no code shared with the module)."""
+    A, E, lam, V, Vi = res.A, res.E, res.eigenvalues, res.V, res.V_inv
+    nA = np.linalg.norm(A, 2)
+    recon = V @ np.diag(lam) @ Vi
+    return {
+        "kappa": np.linalg.cond(V, 2),
+        "relative_perturbation": np.linalg.norm(E, 2) / nA,
+        "backward_error": np.linalg.norm(recon - A, 2) / nA,
+        "max_real": lam.real.max(),
+    }
+
+
+# The issue's targets: kappa <= 20 at ||E||_2/||A||_2 <= 0.10 with every eigenvalue stable, under 60 s uncached.
+@pytest.mark.parametrize("n", [16, 32, 64, 128])
+def test_ptd_meets_targets_and_reconstructs(n):
+    res = perturb_then_diagonalize(n=n)
+    A, _ = hippo_legs(n)
+    np.testing.assert_array_equal(res.A, A)
+    recon = res.V @ np.diag(res.eigenvalues) @ res.V_inv
+    assert np.linalg.norm(recon - (A + res.E), 2) <= 1e-8 * np.linalg.norm(A, 2)
+    np.testing.assert_allclose(np.linalg.norm(res.V, axis=0), 1.0, atol=1e-12)
+    np.testing.assert_allclose(res.V_inv @ res.V, np.eye(n), atol=1e-8)
+    assert np.isrealobj(res.E)
+    for key, value in _independent_diagnostics(res).items():
+        assert res.diagnostics[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+    assert res.kappa <= 20
+    assert res.relative_perturbation <= 0.10
+    assert res.diagnostics["max_real"] < 0
+    if not res.diagnostics["cached"]:
+        assert res.diagnostics["seconds"] < 60
+
+
+def test_optimized_beats_random_of_the_same_size():
+    # The paper's point: an optimized E is far better conditioned than a random E of the same 2-norm.
+    opt = perturb_then_diagonalize(n=32)
+    rnd = [perturb_then_diagonalize(n=32, method="random", epsilon=opt.relative_perturbation, seed=s, cache=False)
+           for s in range(5)]
+    for r in rnd:
+        if r.diagnostics["stability_moved"] == 0:  # reflecting an unstable eigenvalue changes E, not V
+            assert r.relative_perturbation == pytest.approx(opt.relative_perturbation, rel=1e-9)
+    assert np.median([r.kappa for r in rnd]) > 3 * opt.kappa
+
+
+def test_exact_diagonalization_is_ill_conditioned():
+    # Without a perturbation the eigenvector matrix of LegS is hopeless (~1e10 already at n = 16).
+    A, _ = hippo_legs(16)
+    _, V = np.linalg.eig(A)
+    assert np.linalg.cond(V / np.linalg.norm(V, axis=0)) > 1e8
+
+
+def test_deterministic_for_a_seed():
+    a = perturb_then_diagonalize(n=12, max_iter=200, seed=3, cache=False)
+    b = perturb_then_diagonalize(n=12, max_iter=200, seed=3, cache=False)
+    c = perturb_then_diagonalize(n=12, max_iter=200, seed=4, cache=False)
+    np.testing.assert_array_equal(a.E, b.E)
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    assert not np.array_equal(a.E, c.E)
+
+
+def test_cache_roundtrip_and_corrupt_file():
+    first = perturb_then_diagonalize(n=10, max_iter=100, seed=7)
+    assert first.diagnostics["cached"] is False
+    second = perturb_then_diagonalize(n=10, max_iter=100, seed=7)
+    assert second.diagnostics["cached"] is True
+    np.testing.assert_array_equal(first.V, second.V)
+    # Any change of input is a different key.
+    assert perturb_then_diagonalize(n=10, max_iter=100, seed=7, gamma=50.0).diagnostics["cached"] is False
+    # A truncated cache file is ignored with a warning and rewritten.
+    files = sorted(ptd_cache_dir().glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    for f in files:
+        f.write_bytes(f.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unreadable PTD cache"):
+        third = perturb_then_diagonalize(n=10, max_iter=100, seed=7)
+    assert third.diagnostics["cached"] is False
+    np.testing.assert_array_equal(first.V, third.V)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert perturb_then_diagonalize(n=10, max_iter=100, seed=7).diagnostics["cached"] is True
+
+
+@pytest.mark.parametrize("stability", ["reflect", "clip"])
+def test_stability_is_enforced_and_e_stays_consistent(stability):
+    # An unstable matrix: eigenvalues of A + E near +1..+6 must be moved to the left half-plane, and the returned E
+    # must still satisfy V Lambda V^-1 = A + E exactly.
+    A = np.diag(np.arange(1.0, 7.0)) + np.triu(np.ones((6, 6)), 1)
+    res = perturb_then_diagonalize(A, method="random", epsilon=0.05, stability=stability, cache=False)
+    assert res.diagnostics["max_real"] < 0
+    assert res.diagnostics["stability_moved"] == 6
+    recon = res.V @ np.diag(res.eigenvalues) @ res.V_inv
+    np.testing.assert_allclose(recon, A + res.E, atol=1e-8 * np.linalg.norm(A, 2))
+    if stability == "clip":
+        np.testing.assert_allclose(res.eigenvalues.real, -1e-4)
+    else:
+        assert np.all(res.eigenvalues.real < -0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n": 0}, "n"),
+        ({"A": np.ones((3, 4))}, "A"),
+        ({"A": np.array([[1.0, np.nan], [0.0, 1.0]])}, "A"),
+        ({"n": 8, "gamma": 0.0}, "gamma"),
+        ({"n": 8, "gamma": -1.0}, "gamma"),
+        ({"n": 8, "method": "magic"}, "method"),
+        ({"n": 8, "stability": "none"}, "stability"),
+        ({"n": 8, "method": "random", "epsilon": float("nan")}, "epsilon"),
+        ({}, "n"),
+    ],
+)
+def test_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        perturb_then_diagonalize(**kwargs)
