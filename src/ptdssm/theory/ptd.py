@@ -7,7 +7,7 @@ diagonalization is ill-posed. PTD instead finds a small real perturbation ``E`` 
 
 which makes the decomposition backward stable with backward error ``||E||``. ``E`` is found by minimizing
 
-.. math:: \Phi(E) = \kappa(\tilde V(E)) + \gamma \, \|E\|_F / \|A\|_2
+.. math:: \Phi(E) = \kappa(\tilde V(E)) + \gamma \, \|E\|_2 / \|A\|_2
           + \mu \sum_k \max(0, \operatorname{Re}\lambda_k + \delta)^2
 
 with Adam (cosine-decayed step), differentiating through the eigendecomposition (``torch.linalg.eig``). The norm of
@@ -29,7 +29,6 @@ Stability is enforced afterwards as well (``stability="reflect"``: ``Re lambda <
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -261,7 +260,7 @@ def perturb_then_diagonalize(
     Args:
         A: ``(n, n)`` real matrix; default HiPPO-LegS of size ``n``.
         n: size of the default HiPPO-LegS matrix (ignored when ``A`` is given, except that it must match).
-        method: ``"optimized"`` (minimize ``kappa(V) + gamma ||E||_F / ||A||_2``) or ``"random"`` (Gaussian ``E``
+        method: ``"optimized"`` (minimize ``kappa(V) + gamma ||E||_2 / ||A||_2``) or ``"random"`` (Gaussian ``E``
             with ``||E||_2 = epsilon ||A||_2``, the baseline).
         gamma: weight of the perturbation size in the objective (> 0). Larger gives smaller ``E``, larger kappa.
         epsilon: relative 2-norm of the random perturbation (> 0); used by ``method="random"`` only.
@@ -324,7 +323,3 @@ def perturb_then_diagonalize(
             warnings.warn(f"could not write PTD cache {path}: {exc}", stacklevel=2)
     return result
 
-
-def _as_dict(result: PTDResult) -> dict:
-    """JSON-friendly diagnostics (used by the CLI)."""
-    return {k: v for k, v in dataclasses.asdict(result)["diagnostics"].items()}
