@@ -12,11 +12,12 @@ import sys
 from collections.abc import Sequence
 
 # Verb modules, imported lazily so that ``ptdssm analyze`` does not pay for torch-heavy imports of other verbs.
-_VERBS = ("analyze", "train", "evaluate")
+_VERBS = ("analyze", "train", "evaluate", "data", "robustness", "reproduce", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ptdssm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ptdssm", description="Robust state-space sequence models: S4, S4D, S5, S4-PTD and S5-PTD.")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"ptdssm {__version__}")
