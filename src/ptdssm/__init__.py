@@ -1,12 +1,27 @@
 """ptdssm: robust state-space sequence models (S4, S4D, S5 and their perturb-then-diagonalize variants)."""
 
+from . import optim
+from .layers import S4, S4D, S5
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
 from .theory.ptd import PTDResult, perturb_then_diagonalize
+from .theory.transfer import (
+    output_l2_error,
+    paper_systems,
+    sup_norm,
+    transfer_analysis,
+    transfer_function,
+    transfer_function_diagonal,
+    transfer_function_dplr,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "S4",
+    "S4D",
+    "S5",
+    "optim",
     "INITS",
     "PTDResult",
     "SSMInit",
@@ -17,6 +32,13 @@ __all__ = [
     "hippo_legs_nplr",
     "hippo_legt",
     "perturb_then_diagonalize",
+    "output_l2_error",
+    "paper_systems",
+    "sup_norm",
+    "transfer_analysis",
+    "transfer_function",
+    "transfer_function_diagonal",
+    "transfer_function_dplr",
     "ssm_init",
     "__version__",
 ]

@@ -12,7 +12,8 @@ which makes the decomposition backward stable with backward error ``||E||``. ``E
 
 with Adam (cosine-decayed step), differentiating through the eigendecomposition (``torch.linalg.eig``). The norm of
 ``E`` is taken relative to ``||A||_2`` so that ``gamma`` means the same thing for every ``n``; the last term keeps
-the eigenvalues in the left half-plane with a margin ``delta = 0.1``. During the first half of the iterations
+the eigenvalues at least ``delta = 1/2`` left of the imaginary axis (the real part of the LegS normal part that
+S4D and S5 use; poles closer to the axis make ``G_PTD`` spike). During the first half of the iterations
 ``kappa`` is replaced by the smooth surrogate ``||V^{-1}||_F``, whose gradient involves every singular pair (that of
 ``kappa_2`` involves only the extreme two and makes Adam wander); the returned iterate is the best one for the true
 objective. The columns of ``V`` have unit 2-norm and
@@ -47,11 +48,11 @@ from .hippo import hippo_legs
 __all__ = ["PTDResult", "perturb_then_diagonalize", "ptd_cache_dir", "decomposition_diagnostics"]
 
 # Bump when the algorithm changes, so that stale cache entries are never reused.
-_ALGORITHM_VERSION = 1
+_ALGORITHM_VERSION = 2
 DEFAULT_GAMMA = 100.0
 DEFAULT_MAX_ITER = 2000
 CLIP_MARGIN = 1e-4
-_STABILITY_MARGIN = 0.1
+_STABILITY_MARGIN = 0.5
 _SURROGATE_FRACTION = 0.5
 _STABILITY_WEIGHT = 10.0
 

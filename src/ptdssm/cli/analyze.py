@@ -1,0 +1,208 @@
+"""``ptdssm analyze``: numerics of the paper (PTD diagnostics, transfer functions, eigenvector conditioning).
+
+Subcommands::
+
+    ptdssm analyze diagonalize  --n N [--gamma G] [--method optimized|random] [--epsilon E] [--seed S]
+                                [--json]
+    ptdssm analyze transfer     --n N1 N2 ... [--seeds K] [--gamma G] [--json] [--plot FILE]
+    ptdssm analyze conditioning --n N1 N2 ... [--gamma G] [--trials T] [--json] [--plot FILE]
+
+With ``--json`` exactly one JSON document goes to stdout; progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+
+from .._checks import check_positive_float, check_positive_int
+from ..experiments.numerics import FLOAT64_EIG_SATURATION, conditioning_row, finite_or_none, transfer_rows
+
+# ------------------------------------------------------------------------------------------------------------
+# argument handling
+
+
+def _check_sizes(ns: Sequence[int]) -> list[int]:
+    return [check_positive_int("--n", n) for n in ns]
+
+
+def _progress(iterable: Iterable[int], desc: str) -> Iterable[int]:
+    from tqdm.auto import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (CI logs, tests); the bar never touches stdout.
+    return tqdm(iterable, desc=desc, file=sys.stderr, disable=None, leave=False)
+
+
+def _dump(doc: dict) -> None:
+    print(json.dumps(doc, indent=2, allow_nan=False))
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """Fixed-width text table: ``columns`` = (key, header, format)."""
+    def cell(row: dict, key: str, fmt: str) -> str:
+        v = row
+        for part in key.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        return "-" if v is None else format(v, fmt)
+
+    cells = [[h for _, h, _ in columns]] + [[cell(r, k, f) for k, _, f in columns] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    lines = ["  ".join(c[i].rjust(widths[i]) for i in range(len(columns))) for c in cells]
+    lines.insert(1, "  ".join("-" * wd for wd in widths))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# diagonalize
+
+
+def _cmd_diagonalize(args: argparse.Namespace) -> int:
+    from ..theory.ptd import perturb_then_diagonalize
+
+    n = check_positive_int("--n", args.n)
+    gamma = check_positive_float("--gamma", args.gamma)
+    epsilon = check_positive_float("--epsilon", args.epsilon)
+    max_iter = check_positive_int("--max-iter", args.max_iter)
+    res = perturb_then_diagonalize(n=n, method=args.method, gamma=gamma, epsilon=epsilon, seed=args.seed,
+                                   stability=args.stability, max_iter=max_iter, cache=not args.no_cache,
+                                   progress=sys.stderr.isatty() and not args.json)
+    diag = {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in res.diagnostics.items()}
+    if args.json:
+        _dump(diag)
+        return 0
+    print(f"PTD of HiPPO-LegS, n = {n} ({args.method})")
+    width = max(len(k) for k in diag)
+    for k, v in diag.items():
+        print(f"  {k.ljust(width)}  {format(v, '.6g') if isinstance(v, float) else v}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# transfer
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    ns = _check_sizes(args.n)
+    gamma = check_positive_float("--gamma", args.gamma)
+    n_seeds = check_positive_int("--seeds", args.seeds)
+    seeds = list(range(args.seed, args.seed + n_seeds))
+    rows, panels = transfer_rows(_progress(ns, "transfer"), seeds, {"gamma": gamma, "ptd_seed": args.ptd_seed},
+                                 curves=bool(args.plot))
+    plot = None
+    if args.plot:
+        from ..plots import plot_transfer
+
+        plot_transfer(panels, args.plot)
+        plot = str(args.plot)
+    if args.json:
+        _dump({"command": "transfer", "seeds": seeds, "gamma": gamma, "ptd_seed": args.ptd_seed, "rows": rows,
+               "plot": plot})
+        return 0
+    print(f"S4D (Diag) and S4-PTD against S4 (DPLR); random unit-norm C, mean over seeds {seeds}")
+    print(_table(rows, [
+        ("n", "n", "d"), ("spike_frequency", "w_max", ".2f"), ("sup_dplr", "sup|G_DPLR|", ".3g"),
+        ("sup_diag_error", "sup|Diag-DPLR|", ".3g"), ("sup_ptd_error", "sup|PTD-DPLR|", ".3g"),
+        ("l2_exp_diag", "L2 e^-t Diag", ".3g"), ("l2_exp_ptd", "L2 e^-t PTD", ".3g"),
+        ("l2_impulse_diag", "L2 imp Diag", ".3g"), ("l2_impulse_ptd", "L2 imp PTD", ".3g"),
+        ("ptd.kappa", "kappa(PTD)", ".3g"), ("ptd.relative_perturbation", "|E|/|A|", ".3f"),
+    ]))
+    if plot:
+        print(f"wrote {plot}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# conditioning
+
+
+def _cmd_conditioning(args: argparse.Namespace) -> int:
+    ns = _check_sizes(args.n)
+    gamma = check_positive_float("--gamma", args.gamma)
+    trials = check_positive_int("--trials", args.trials)
+    rows = [conditioning_row(n, gamma=gamma, ptd_seed=args.ptd_seed, trials=trials)
+            for n in _progress(ns, "conditioning")]
+    plot = None
+    if args.plot:
+        from ..plots import plot_conditioning
+
+        exact = [r["kappa_exact"] if r["kappa_exact"] is not None else float("nan") for r in rows]
+        plot_conditioning(ns, {
+            "exact eig of $A_H$ (float64)": exact,
+            "PTD (optimized $E$)": [r["kappa_ptd"] for r in rows],
+            "random $E$, same $\\|E\\|$ (median)": [r["kappa_random_median"] for r in rows],
+        }, args.plot)
+        plot = str(args.plot)
+    note = ("kappa_exact comes from float64 eig, which cannot resolve kappa above"
+            f" ~{FLOAT64_EIG_SATURATION:.0e}"
+            " and saturates near 1e19-1e21; the true kappa of HiPPO-LegS grows like (3 + 2 sqrt 2)^n"
+            " (1.2e23 at n = 32)")
+    if args.json:
+        _dump({"command": "conditioning", "gamma": gamma, "ptd_seed": args.ptd_seed, "trials": trials,
+               "rows": rows, "note": note, "plot": plot})
+        return 0
+    print(f"Eigenvector condition numbers of HiPPO-LegS (random: median of {trials} Gaussian E of PTD's"
+          " size)")
+    for r in rows:
+        r["_exact"] = ("> " if r["exact_saturated"] else "") + (
+            format(r["kappa_exact"], ".3g") if r["kappa_exact"] is not None else "inf")
+    print(_table(rows, [
+        ("n", "n", "d"), ("_exact", "kappa exact eig", "s"), ("kappa_ptd", "kappa PTD", ".3g"),
+        ("relative_perturbation_ptd", "|E|/|A| PTD", ".4f"), ("kappa_random_median", "kappa random", ".3g"),
+        ("relative_perturbation_random", "|E|/|A| random", ".4f"),
+        ("kappa_random_over_ptd", "random/PTD", ".3g"),
+    ]))
+    print(f"note: {note}")
+    if plot:
+        print(f"wrote {plot}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# registration
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``analyze`` and its subcommands to the ``ptdssm`` parser."""
+    from ..theory.ptd import DEFAULT_GAMMA, DEFAULT_MAX_ITER
+
+    p = subparsers.add_parser("analyze", help="numerics of the paper: PTD, transfer functions, conditioning",
+                              description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+
+    def common(q: argparse.ArgumentParser, plot: bool) -> None:
+        q.add_argument("--gamma", type=float, default=DEFAULT_GAMMA,
+                       help=f"PTD objective weight of ||E|| (> 0, default {DEFAULT_GAMMA:g})")
+        q.add_argument("--json", action="store_true",
+                       help="print one JSON document on stdout and nothing else")
+        if plot:
+            q.add_argument("--plot", metavar="FILE",
+                           help="write a figure (format from the suffix, e.g. .png)")
+
+    d = sub.add_parser("diagonalize", help="PTD of HiPPO-LegS of size n and its diagnostics")
+    d.add_argument("--n", type=int, required=True, help="state size (>= 1)")
+    d.add_argument("--method", choices=("optimized", "random"), default="optimized")
+    d.add_argument("--epsilon", type=float, default=0.03,
+                   help="relative size ||E||_2/||A||_2 of the random perturbation (method random)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--stability", choices=("reflect", "clip"), default="reflect")
+    d.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER)
+    d.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
+    common(d, plot=False)
+    d.set_defaults(func=_cmd_diagonalize)
+
+    t = sub.add_parser("transfer", help="sup and L2 errors of S4D and S4-PTD transfer functions against S4")
+    t.add_argument("--n", type=int, nargs="+", required=True, help="state sizes (>= 1)")
+    t.add_argument("--seeds", type=int, default=1,
+                   help="number of random unit-norm C to average over (default 1)")
+    t.add_argument("--seed", type=int, default=0, help="first seed of C (seeds seed .. seed+K-1)")
+    t.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization")
+    common(t, plot=True)
+    t.set_defaults(func=_cmd_transfer)
+
+    c = sub.add_parser("conditioning", help="kappa(V) of exact eig vs PTD vs random perturbation")
+    c.add_argument("--n", type=int, nargs="+", required=True, help="state sizes (>= 1)")
+    c.add_argument("--trials", type=int, default=5, help="random perturbations per n (median reported)")
+    c.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization")
+    common(c, plot=True)
+    c.set_defaults(func=_cmd_conditioning)
