@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_transfer", "plot_conditioning", "save_figure", "SYSTEM_LABELS"]
+__all__ = ["plot_transfer", "plot_conditioning", "plot_kappa_vs_perturbation", "plot_layer_responses",
+           "plot_robustness_sweep", "plot_sup_errors", "save_figure", "SYSTEM_LABELS"]
 
 SYSTEM_LABELS = {"dplr": "S4 (DPLR, $A_H$)", "diag": "S4D / S5 (Diag, $A_N$)", "ptd": "S4-PTD ($A_H + E$)"}
 _STYLES = {"dplr": {"color": "black", "lw": 2.0}, "diag": {"color": "tab:red", "lw": 1.2},
@@ -101,6 +102,132 @@ def plot_conditioning(ns: Sequence[int], series: Mapping[str, Sequence[float]],
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Eigenvector conditioning of HiPPO-LegS")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_robustness_sweep(result: Mapping, path: str | os.PathLike[str] | None = None) -> Figure:
+    """Accuracy against noise frequency (one line per amplitude) and against amplitude (one line per frequency).
+
+    Args:
+        result: a sweep (:func:`ptdssm.experiments.robustness.robustness_sweep`) with ``rows`` of
+            ``{"frequency", "amplitude", "acc"}``, ``clean["acc"]``, ``spikes`` and ``kind``.
+        path: where to save the figure, if given.
+    """
+    rows = list(result["rows"])
+    if not rows:
+        raise ValueError("the sweep has no rows to plot")
+    amps = sorted({r["amplitude"] for r in rows})
+    freqs = sorted({r["frequency"] for r in rows if r["frequency"] is not None})
+    acc = {(r["frequency"], r["amplitude"]): 100 * r["acc"] for r in rows}
+    clean = 100 * result["clean"]["acc"]
+    fig = Figure(figsize=(11.0, 4.0), layout="constrained")
+    ax_f, ax_a = fig.subplots(1, 2)
+    if freqs:
+        for a in amps:
+            ax_f.plot(freqs, [acc[(f, a)] for f in freqs], marker="o", label=f"a = {a:g}")
+        for s in result.get("spikes", []):
+            ax_f.axvline(s, color="tab:red", ls=":", lw=1)
+        ax_f.set_xscale("log")
+        unit = "continuous w" if result.get("kind") == "layer" else "w (rad / sample)"
+        ax_f.set_xlabel(f"noise frequency ({unit}); dotted: the model's S4D spikes")
+    ax_f.axhline(clean, color="black", lw=1, label="clean")
+    ax_f.set_ylabel("accuracy (%)")
+    ax_f.legend(fontsize=8)
+    ax_f.set_title(f"{result.get('model', '')}: accuracy vs frequency")
+    for f in freqs or [None]:
+        ax_a.plot([0, *amps], [clean, *[acc[(f, a)] for a in amps]], marker="o",
+                  label="-" if f is None else f"w = {f:g}")
+    ax_a.set_xlabel("noise amplitude")
+    ax_a.set_ylabel("accuracy (%)")
+    ax_a.legend(fontsize=7, ncol=2)
+    ax_a.set_title("accuracy vs amplitude")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_layer_responses(responses: Sequence[tuple[np.ndarray, np.ndarray]], marks: Sequence[float] = (),
+                         path: str | os.PathLike[str] | None = None) -> Figure:
+    """Each SSM layer's ``|K^(w)|`` per channel on the continuous-frequency axis, with noise frequencies marked.
+
+    Args:
+        responses: per layer ``(omega, magnitude)``, both ``(H, m)`` (see
+            :func:`ptdssm.experiments.robustness.layer_frequency_response`).
+        marks: frequencies to mark with vertical lines.
+        path: where to save the figure, if given.
+    """
+    if not responses:
+        raise ValueError("responses must not be empty")
+    k = len(responses)
+    ncols = min(2, k)
+    nrows = math.ceil(k / ncols)
+    fig = Figure(figsize=(6.0 * ncols, 3.5 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for i, (omega, mag) in enumerate(responses):
+        ax = axes[i]
+        for c in range(min(16, omega.shape[0])):  # a readable number of channels
+            ax.loglog(omega[c, 1:], mag[c, 1:], lw=0.6, alpha=0.6)
+        for w in marks:
+            ax.axvline(w, color="black", ls=":", lw=0.8)
+        ax.set_title(f"layer {i}: |K(w)| per channel")
+        ax.set_xlabel("continuous frequency w = theta / dt_c")
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_sup_errors(rows: Sequence[Mapping], path: str | os.PathLike[str] | None = None) -> Figure:
+    """Sup errors of S4D and S4-PTD against S4 as functions of ``n``, beside ``sup |G_DPLR|`` (weak vs strong
+    convergence: the S4D error does not shrink).
+
+    Args:
+        rows: per ``n`` mappings with ``n``, ``sup_dplr``, ``sup_diag_error``, ``sup_ptd_error``.
+        path: where to save the figure, if given.
+    """
+    if not rows:
+        raise ValueError("rows must not be empty")
+    ns = [r["n"] for r in rows]
+    fig = Figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.loglog(ns, [r["sup_diag_error"] for r in rows], "o-", color="tab:red", label=r"$\sup|G_{Diag} - G_{DPLR}|$")
+    ax.loglog(ns, [r["sup_ptd_error"] for r in rows], "s--", color="tab:blue", label=r"$\sup|G_{PTD} - G_{DPLR}|$")
+    ax.loglog(ns, [r["sup_dplr"] for r in rows], "k^:", label=r"$\sup|G_{DPLR}|$")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Sup-norm errors against S4 (HiPPO-LegS)")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_kappa_vs_perturbation(result: Mapping, path: str | os.PathLike[str] | None = None) -> Figure:
+    """kappa(V) against ``||E||_2 / ||A||_2`` for optimized (PTD) and random perturbations.
+
+    Args:
+        result: :func:`ptdssm.experiments.numerics.kappa_vs_perturbation` output.
+        path: where to save the figure, if given.
+    """
+    fig = Figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    opt = sorted(result["optimized"], key=lambda r: r["relative_perturbation"])
+    ax.loglog([r["relative_perturbation"] for r in opt], [r["kappa"] for r in opt], "o-", color="tab:blue",
+              label="optimized E (PTD)")
+    rnd = result["random"]
+    eps = [r["epsilon"] for r in rnd]
+    med = np.array([r["kappa_median"] for r in rnd])
+    lo, hi = med - np.array([r["kappa_min"] for r in rnd]), np.array([r["kappa_max"] for r in rnd]) - med
+    ax.errorbar(eps, med, yerr=[lo, hi], fmt="s--", color="tab:red", label="random Gaussian E (median, range)")
+    ax.set_xlabel(r"$\|E\|_2 / \|A_H\|_2$")
+    ax.set_ylabel(r"$\kappa(V)$")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Perturb-then-diagonalize, HiPPO-LegS n = {result['n']}")
     if path is not None:
         save_figure(fig, path)
     return fig
