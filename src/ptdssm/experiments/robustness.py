@@ -1,0 +1,204 @@
+"""Robustness sweeps: accuracy of a trained checkpoint under noise, over a grid of frequencies and amplitudes.
+
+The default grid contains the frequencies where S4D-type layers spike (the largest ``|Im lambda|`` of the model's
+own eigenvalues, and the paper's ``w = 325.4``) and a log-spaced set around them. Each setting is evaluated with the
+same seed, so the random amplitudes ``U`` are the same across settings and only the frequency or amplitude changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import build_task
+from ..data.noise import PAPER_FREQUENCY, InputNoise, NoiseSpec, layer_noise
+from .evaluate import evaluate_model, load_checkpoint, make_eval_loader
+
+__all__ = ["DEFAULT_AMPLITUDES", "evaluate_with_noise", "layer_frequency_response", "spike_frequencies",
+           "default_frequencies", "robustness_sweep", "write_sweep_report"]
+
+DEFAULT_AMPLITUDES = (0.05, 0.1, 0.2)
+_BASE_FREQUENCIES = (10.0, 30.0, 100.0, 1000.0, 3000.0)
+
+
+def _ssm_layers(model: nn.Module) -> list[nn.Module]:
+    from ..layers.base import SSMLayer
+
+    return [m for m in model.modules() if isinstance(m, SSMLayer)]
+
+
+def spike_frequencies(model: nn.Module, top: int = 2) -> list[float]:
+    """The ``top`` largest distinct ``|Im lambda|`` over the model's SSM layers (rounded to 0.1): where a diagonal
+    layer initialised from the LegS normal part has its transfer-function spikes."""
+    imag = [layer.eigenvalues().imag.abs().reshape(-1) for layer in _ssm_layers(model)]
+    if not imag:
+        return []
+    values = np.unique(np.round(torch.cat(imag).double().cpu().numpy(), 1))[::-1]
+    return [float(v) for v in values[:top] if v > 0]
+
+
+def default_frequencies(model: nn.Module) -> list[float]:
+    """The default frequency grid for ``model``: the base grid, the paper's 325.4 and the model's own spikes."""
+    return sorted({*_BASE_FREQUENCIES, PAPER_FREQUENCY, *spike_frequencies(model)})
+
+
+@torch.no_grad()
+def layer_frequency_response(layer: nn.Module, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude of each channel's discrete transfer function, on the continuous-frequency axis.
+
+    Batch element ``c`` carries a unit impulse on channel ``c``; its response on the same channel is the kernel
+    ``K_c`` (including the ``D`` skip at lag 0), and ``|FFT(K_c)|`` at discrete frequency ``theta`` is placed at
+    continuous frequency ``theta / dt_c`` so that the spikes of different channels line up.
+
+    Returns:
+        ``(omega, magnitude)``, both ``(H, length // 2 + 1)``.
+    """
+    H = layer.d_model
+    dev = next(layer.parameters()).device
+    was_training = layer.training
+    layer.eval()
+    x = torch.zeros(H, length, H, device=dev)
+    x[torch.arange(H), 0, torch.arange(H)] = 1.0  # batch element c carries the impulse on channel c
+    y = layer(x)[torch.arange(H), :, torch.arange(H)].double()  # (H, L): response of c to c
+    layer.train(was_training)
+    mag = torch.fft.rfft(y, dim=-1).abs().cpu().numpy()
+    dt = layer.step_sizes().detach().double().cpu().numpy()
+    if dt.shape != (H,):
+        dt = np.full(H, float(np.exp(np.log(dt).mean())))
+    theta = 2 * np.pi * np.fft.rfftfreq(length)
+    return theta[None, :] / dt[:, None], mag
+
+
+def evaluate_with_noise(model: nn.Module, loader: Any, device: torch.device, spec: NoiseSpec | None,
+                        precision: str = "fp32") -> dict[str, float]:
+    """Accuracy and loss of ``model`` on ``loader`` with the noise ``spec`` (``None``: clean)."""
+    if spec is None:
+        return evaluate_model(model, loader, device, precision=precision)
+    if spec.kind == "layer":
+        with layer_noise(model, spec):
+            return evaluate_model(model, loader, device, precision=precision)
+    return evaluate_model(model, loader, device, precision=precision, transform=InputNoise(spec))
+
+
+def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
+                     frequencies: Sequence[float] | None = None, amplitudes: Sequence[float] | None = None,
+                     split: str = "test", data_dir: str | None = None, batch_size: int | None = None,
+                     subset: int | None = None, seed: int = 0, device: str = "auto",
+                     progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` clean and under ``kind`` noise at every (frequency, amplitude) of the grid.
+
+    ``kind`` is ``layer`` (frequency: continuous) or ``sinusoid`` (frequency: radians per sample); for ``gaussian``
+    only the amplitudes are swept. ``subset`` evaluates a seeded subset of the split.
+
+    Returns:
+        ``{"checkpoint", "task", "model", "split", "n", "kind", "clean": {...}, "spikes": [...], "rows": [...]}``
+        where each row is ``{"frequency", "amplitude", "acc", "loss"}``.
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r}; expected train, val or test")
+    if kind not in ("layer", "sinusoid", "gaussian"):
+        raise ValueError(f"unknown noise kind {kind!r} for a sweep; expected layer, sinusoid or gaussian")
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    model, cfg, ckpt = load_checkpoint(checkpoint, dev)
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    if subset is not None:
+        setattr(cfg.data, f"{split}_subset", subset)
+    data = build_task(cfg.data)
+    loader = make_eval_loader(getattr(data, split), batch_size or cfg.data.eval_batch_size or cfg.data.batch_size)
+    amps = list(amplitudes) if amplitudes is not None else list(DEFAULT_AMPLITUDES)
+    if kind == "gaussian":
+        freqs: list[float | None] = [None]
+    elif frequencies is not None:
+        freqs = [float(f) for f in frequencies]
+    elif kind == "layer":
+        freqs = list(default_frequencies(model))
+    else:  # discrete frequencies (radians per sample) spread over (0, pi]
+        freqs = [math.pi * f for f in (1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0)]
+    settings = [(f, a) for f in freqs for a in amps]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(settings) + 1, desc="robustness", leave=False)
+    clean = evaluate_with_noise(model, loader, dev, None, cfg.train.precision)
+    rows = []
+    for f, a in settings:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(w=f, a=a)
+        spec = NoiseSpec(kind, amplitude=a, frequency=f, seed=seed)
+        m = evaluate_with_noise(model, loader, dev, spec, cfg.train.precision)
+        rows.append({"frequency": f, "amplitude": a, "acc": m["acc"], "loss": m["loss"]})
+    if bar is not None:
+        bar.update(1)
+        bar.close()
+    return {
+        "checkpoint": str(checkpoint), "task": cfg.data.task, "model": cfg.model.name, "split": split,
+        "epoch": int(ckpt.get("epoch", 0)), "n": clean["n"], "kind": kind, "seed": seed,
+        "clean": {"acc": clean["acc"], "loss": clean["loss"]}, "spikes": spike_frequencies(model), "rows": rows,
+        "_model": model,
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def sweep_markdown(result: dict[str, Any]) -> str:
+    """The sweep as a Markdown table (rows: frequency, columns: amplitude)."""
+    amps = sorted({r["amplitude"] for r in result["rows"]})
+    freqs = list(dict.fromkeys(r["frequency"] for r in result["rows"]))
+    acc = {(r["frequency"], r["amplitude"]): r["acc"] for r in result["rows"]}
+    lines = [f"Model `{result['model']}` on `{result['task']}` ({result['split']}, n = {result['n']}), "
+             f"{result['kind']} noise; clean accuracy {100 * result['clean']['acc']:.2f}%.", "",
+             "| frequency | " + " | ".join(f"a = {a:g}" for a in amps) + " |",
+             "|---|" + "---|" * len(amps)]
+    for f in freqs:
+        label = "-" if f is None else f"{f:g}" + (" (spike)" if f in result["spikes"] else "")
+        lines.append(f"| {label} | " + " | ".join(f"{100 * acc[(f, a)]:.2f}" for a in amps) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_report(result: dict[str, Any], out_dir: str | os.PathLike[str], *, plots: bool = True) -> list[str]:
+    """Write ``robustness.json``, ``robustness.csv``, ``robustness.md`` and the plots to ``out_dir``."""
+    from .. import plots as P
+
+    out = Path(out_dir)
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    written = []
+    _atomic_write(out / "robustness.json", json.dumps(public, indent=2) + "\n")
+    written.append(str(out / "robustness.json"))
+    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["frequency", "amplitude", "acc", "loss"])
+        w.writeheader()
+        w.writerow({"frequency": "clean", "amplitude": 0, **result["clean"]})
+        w.writerows(result["rows"])
+    os.replace(f.name, out / "robustness.csv")
+    written.append(str(out / "robustness.csv"))
+    _atomic_write(out / "robustness.md", sweep_markdown(result))
+    written.append(str(out / "robustness.md"))
+    if plots:
+        written.append(P.save_figure(P.plot_robustness_sweep(public), out / "accuracy.png"))
+        model = result.get("_model")
+        if model is not None:
+            responses = [layer_frequency_response(layer, 2048) for layer in _ssm_layers(model)]
+            marks = [r["frequency"] for r in result["rows"] if r["frequency"] is not None] \
+                if result["kind"] == "layer" else []
+            written.append(P.save_figure(P.plot_layer_responses(responses, sorted(set(marks))),
+                                         out / "layer_transfer.png"))
+    return written
