@@ -1,0 +1,118 @@
+r"""S4D: diagonal SSM per channel, convolution mode via the blocked Vandermonde kernel.
+
+For each channel ``h`` (``H`` channels, ``m`` modes):
+
+.. math:: K_{h,l} = f \operatorname{Re} \sum_n C_{h,n} \gamma_{h,n} B_{h,n} \bar\lambda_{h,n}^{\,l},\qquad
+          y = K * u + D u,
+
+with ``(log lambda_bar, gamma)`` from ZOH or bilinear discretization of ``Lambda`` with the channel's ``dt``, and
+``f = 2`` with conjugate symmetry (``m = N/2`` modes), else ``1``. Inits: ``s4d-legs``, ``s4d-lin``, ``s4d-inv``,
+``s4d-real`` and ``ptd`` (S4-PTD: all ``N`` eigenvalues of the perturbed HiPPO-LegS, ``B = V^-1 B_H``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._checks import check_choice, check_positive_int
+from ..kernels.discretize import discretize_diag
+from ..kernels.fftconv import fft_conv
+from ..kernels.vandermonde import vandermonde_kernel
+from ..theory.init import ssm_init
+from .base import SSMLayer
+
+__all__ = ["S4D", "S4D_INITS"]
+
+S4D_INITS = ("s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "ptd")
+
+
+class S4D(SSMLayer):
+    """Diagonal state-space layer (S4D / S4-PTD): ``(B, L, H) -> (B, L, H)``.
+
+    Args:
+        d_model: channels ``H``.
+        d_state: state size ``N`` of each channel's SSM (``N/2`` modes with conjugate symmetry).
+        init: one of :data:`S4D_INITS`.
+        conj_sym: keep one mode per conjugate pair (default: the init's, ``False`` for ``ptd``/``s4d-real``).
+        n_ssm: number of distinct ``(Lambda, B)`` copies, ``1`` (shared) or a divisor of ``H`` (default ``H``).
+        bidirectional: add an anti-causal pass with its own ``C``.
+        dt_min, dt_max: log-uniform range of the initial per-channel step sizes.
+        disc: ``"zoh"`` or ``"bilinear"``.
+        dropout: output dropout.
+        stability: ``"exp"``, ``"reflect"`` or ``"clip"`` (see :mod:`ptdssm.layers.base`).
+        freeze_A, freeze_B, freeze_dt: register those as buffers (not trained).
+        lr: learning-rate hint for the SSM parameters (``None``: the optimizer helper's ``ssm_lr``).
+        D: include the skip ``D u``.
+        init_kwargs: extra options of the init (e.g. PTD ``gamma``, ``seed``).
+        validate: check inputs for NaN/inf (one reduction per call).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, *, init: str = "s4d-legs", conj_sym: bool | None = None,
+                 n_ssm: int | None = None, bidirectional: bool = False, dt_min: float = 1e-3, dt_max: float = 1e-1,
+                 disc: str = "zoh", dropout: float = 0.0, stability: str = "exp", freeze_A: bool = False,
+                 freeze_B: bool = False, freeze_dt: bool = False, lr: float | None = None, D: bool = True,
+                 init_kwargs: dict[str, Any] | None = None, validate: bool = True) -> None:
+        super().__init__(d_model, bidirectional=bidirectional, dt_min=dt_min, dt_max=dt_max, disc=disc,
+                         dropout=dropout, stability=stability, freeze_A=freeze_A, freeze_B=freeze_B,
+                         freeze_dt=freeze_dt, lr=lr, D=D, validate=validate)
+        self.init = check_choice("init", init, S4D_INITS)
+        self.d_state = check_positive_int("d_state", d_state)
+        H = self.d_model
+        self.n_ssm = H if n_ssm is None else check_positive_int("n_ssm", n_ssm)
+        if H % self.n_ssm:
+            raise ValueError(f"n_ssm={self.n_ssm} must divide d_model={H}")
+        si = ssm_init(init, d_state, conj_sym=conj_sym, **(init_kwargs or {}))
+        self.conj_sym = si.conj_sym
+        m = self.n_modes = si.n_modes
+        Lambda = torch.as_tensor(si.Lambda).expand(self.n_ssm, m)
+        self._register_lambda(Lambda)
+        self._register_complex("B", torch.as_tensor(si.B).expand(self.n_ssm, m), trainable=not freeze_B)
+        ch = 2 if self.bidirectional else 1
+        # C ~ complex normal with E|C|^2 = 1 (as the s4 code base).
+        self._register_complex("C", torch.randn(ch, H, m, dtype=torch.complex128), ssm=False)
+        self._register_log_dt(H)
+
+    def _channels(self, t: torch.Tensor) -> torch.Tensor:
+        """Tile an ``(n_ssm, ...)`` tensor to ``(H, ...)``."""
+        r = self.d_model // t.shape[0]
+        return t if r == 1 else t.repeat(r, *([1] * (t.dim() - 1)))
+
+    def eigenvalues(self) -> torch.Tensor:
+        """Continuous eigenvalues ``(n_ssm, m)`` currently used."""
+        return self._lambda().detach()
+
+    def _discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log lambda_bar (H, m), C B gamma f (ch, H, m))``."""
+        Lambda = self._channels(self._lambda())
+        dt = self.step_sizes()[:, None]
+        log_z, gamma = discretize_diag(Lambda, dt, self.disc)
+        B = self._channels(self._complex(self.B.to(self._real_dtype())))
+        c = self._complex(self.C.to(self._real_dtype())) * (B * gamma)
+        return log_z, c * (2.0 if self.conj_sym else 1.0)
+
+    def kernel(self, L: int) -> torch.Tensor:
+        """Convolution kernel ``(ch, H, L)`` (``ch = 2`` when bidirectional: causal, anti-causal)."""
+        log_z, c = self._discrete()
+        return vandermonde_kernel(c, log_z, L)
+
+    def _forward(self, u: torch.Tensor) -> torch.Tensor:
+        L = u.shape[1]
+        k = self.kernel(L)
+        y = fft_conv(u.transpose(1, 2), k[0], k[1] if self.bidirectional else None, self._skip(u))
+        return y.transpose(1, 2)
+
+    # step mode: x_k = lambda_bar x_{k-1} + gamma B u_k,  y_k = f Re(C x_k) + D u_k
+    def _state_shape(self) -> tuple[int, ...]:
+        return (self.d_model, self.n_modes)
+
+    def _step_setup(self) -> dict[str, torch.Tensor]:
+        log_z, c = self._discrete()
+        return {"z": torch.exp(log_z), "c": c[0]}
+
+    def _step(self, u: torch.Tensor, state: torch.Tensor,
+              cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        # B gamma is folded into c, so the state here is x / (B gamma): same recurrence, same output.
+        state = cache["z"] * state + u[..., None].to(state.dtype)
+        return (cache["c"] * state).sum(-1).real, state

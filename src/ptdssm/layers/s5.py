@@ -1,0 +1,127 @@
+r"""S5: one MIMO diagonal SSM shared by the ``H`` channels, run by a chunked parallel scan.
+
+.. math:: x_k = \bar\Lambda x_{k-1} + \bar B u_k,\qquad y_k = f \operatorname{Re}(\tilde C x_k) + D u_k,
+
+with ``m`` complex states (``m = P/2`` with conjugate symmetry and ``f = 2``, else ``m = P`` and ``f = 1``), one step
+size per state, ``Lambda_bar``/``B_bar = gamma B~`` from ZOH or bilinear, ``B~ = V^-1 B`` (``B`` lecun-normal,
+``P x H``) and ``C~ = C V``. ``A`` is ``J`` diagonal blocks of the size-``P/J`` LegS normal part (``s5-legs``) or of
+its PTD (``ptd``/``s5-ptd``, S5-PTD). Bidirectional: a second scan over the time-reversed projected input with its
+own ``C~``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .._checks import check_choice, check_positive_int
+from ..kernels.discretize import discretize_diag
+from ..kernels.scan import diag_scan
+from ..theory.init import ssm_init
+from .base import SSMLayer
+
+__all__ = ["S5", "S5_INITS", "C_INITS"]
+
+S5_INITS = {"s5-legs": "s5-legs", "ptd": "s5-ptd", "s5-ptd": "s5-ptd"}
+C_INITS = ("trunc_normal", "lecun_normal", "complex_normal")
+
+
+def _trunc_normal(*shape: int, std: float = 1.0) -> torch.Tensor:
+    t = torch.empty(*shape, dtype=torch.float64)
+    torch.nn.init.trunc_normal_(t, std=std, a=-2.0 * std, b=2.0 * std)
+    return t
+
+
+class S5(SSMLayer):
+    """Simplified state-space layer (S5 / S5-PTD): ``(B, L, H) -> (B, L, H)``.
+
+    Args:
+        d_model: channels ``H``.
+        d_state: state size ``P`` (before conjugate-symmetry halving).
+        blocks: diagonal blocks ``J`` of the initial ``A`` (``P`` divisible by ``J``).
+        init: ``"s5-legs"``, ``"ptd"`` or ``"s5-ptd"``.
+        conj_sym: keep one state per conjugate pair (default: ``True`` for s5-legs, ``False`` for PTD).
+        C_init: ``"trunc_normal"`` (``C`` real and imaginary parts truncated N(0, 1), ``C~ = C V``),
+            ``"lecun_normal"`` (std ``1/sqrt(P)``, ``C~ = C V``) or ``"complex_normal"`` (``C~`` directly,
+            ``E|C~|^2 = 1``).
+        scan: ``"chunked"`` (default) or ``"fft"`` (see :mod:`ptdssm.kernels.scan`).
+        other arguments: as :class:`~ptdssm.layers.s4d.S4D` (``dt`` is per state here).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, *, blocks: int = 1, init: str = "s5-legs",
+                 conj_sym: bool | None = None, C_init: str = "trunc_normal", bidirectional: bool = False,
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, disc: str = "zoh", dropout: float = 0.0,
+                 stability: str = "exp", freeze_A: bool = False, freeze_B: bool = False, freeze_dt: bool = False,
+                 lr: float | None = None, D: bool = True, scan: str = "chunked",
+                 init_kwargs: dict[str, Any] | None = None, validate: bool = True) -> None:
+        super().__init__(d_model, bidirectional=bidirectional, dt_min=dt_min, dt_max=dt_max, disc=disc,
+                         dropout=dropout, stability=stability, freeze_A=freeze_A, freeze_B=freeze_B,
+                         freeze_dt=freeze_dt, lr=lr, D=D, validate=validate)
+        check_choice("init", init, S5_INITS)
+        self.init = init
+        self.C_init = check_choice("C_init", C_init, C_INITS)
+        self.scan = check_choice("scan", scan, ("chunked", "fft"))
+        self.d_state = P = check_positive_int("d_state", d_state)
+        self.blocks = check_positive_int("blocks", blocks)
+        H = self.d_model
+        si = ssm_init(S5_INITS[init], P, conj_sym=conj_sym, blocks=blocks, **(init_kwargs or {}))
+        assert si.V is not None and si.V_inv is not None
+        self.conj_sym = si.conj_sym
+        m = self.n_modes = si.n_modes
+        V = torch.as_tensor(si.V)  # (P, m)
+        V_inv = torch.as_tensor(si.V_inv)  # (m, P)
+        self._register_lambda(torch.as_tensor(si.Lambda))
+        B = torch.randn(P, H, dtype=torch.float64) / math.sqrt(H)  # lecun normal, fan_in = H
+        self._register_complex("B", V_inv @ B.to(V_inv.dtype), trainable=not freeze_B)  # (m, H)
+        ch = 2 if self.bidirectional else 1
+        if C_init == "complex_normal":
+            C_t = torch.randn(ch, H, m, dtype=torch.complex128)
+        else:
+            std = 1.0 if C_init == "trunc_normal" else 1.0 / math.sqrt(P)
+            C = torch.complex(_trunc_normal(ch, H, P, std=std), _trunc_normal(ch, H, P, std=std))
+            C_t = C @ V
+        self._register_complex("C", C_t, ssm=False)  # (ch, H, m)
+        self._register_log_dt(m)
+
+    def eigenvalues(self) -> torch.Tensor:
+        """Continuous eigenvalues ``(m,)`` currently used."""
+        return self._lambda().detach()
+
+    def _discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log lambda_bar (m,), B_bar (m, H), f C~ (ch, H, m))``."""
+        rd = self._real_dtype()
+        log_z, gamma = discretize_diag(self._lambda(), self.step_sizes(), self.disc)
+        Bbar = gamma[:, None] * self._complex(self.B.to(rd))
+        C = self._complex(self.C.to(rd)) * (2.0 if self.conj_sym else 1.0)
+        return log_z, Bbar, C
+
+    def _forward(self, u: torch.Tensor) -> torch.Tensor:
+        log_z, Bbar, C = self._discrete()
+        m = self.n_modes
+        # Real GEMMs for the projections: v = [Re, Im](B_bar) u, y = Re(C x) = C_re x_re - C_im x_im.
+        v = u @ torch.cat([Bbar.real, Bbar.imag], dim=0).T  # (B, L, 2m)
+        v = torch.complex(v[..., :m], v[..., m:])
+        xs = [diag_scan(log_z, v, self.scan)]
+        if self.bidirectional:
+            # Inputs beyond each length are zero, so a full flip reverses every sequence within its own length.
+            xs.append(diag_scan(log_z, v.flip(1), self.scan).flip(1))
+        x = torch.cat([t for s in xs for t in (s.real, s.imag)], dim=-1)  # (B, L, 2m ch)
+        Cw = torch.cat([t for c in C for t in (c.real, -c.imag)], dim=-1)  # (H, 2m ch)
+        y = x @ Cw.T
+        if self.D is not None:
+            y = y + u * self.D.to(u.dtype)
+        return y
+
+    def _state_shape(self) -> tuple[int, ...]:
+        return (self.n_modes,)
+
+    def _step_setup(self) -> dict[str, torch.Tensor]:
+        log_z, Bbar, C = self._discrete()
+        return {"z": torch.exp(log_z), "B": Bbar, "C": C[0]}
+
+    def _step(self, u: torch.Tensor, state: torch.Tensor,
+              cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        state = cache["z"] * state + u.to(state.dtype) @ cache["B"].T
+        return (state @ cache["C"].T).real, state
