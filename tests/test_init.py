@@ -88,3 +88,10 @@ def test_registry_names_and_bad_input():
         ssm_init("s4d-lin", 8, blocks=2)
     with pytest.raises(ValueError, match="PTD options"):
         ssm_init("s4d-legs", 8, gamma=3.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_ptd_is_complex(n):
+    # Small matrices can have only real eigenvalues; the arrays must still be complex128 (S5-PTD with P/J = 2).
+    init = ssm_init("ptd", n)
+    assert init.Lambda.dtype == np.complex128 and init.V.dtype == np.complex128 and init.V_inv.dtype == np.complex128

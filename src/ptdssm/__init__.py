@@ -1,7 +1,9 @@
 """ptdssm: robust state-space sequence models (S4, S4D, S5 and their perturb-then-diagonalize variants)."""
 
 from . import optim
+from .config import Config, load_config
 from .layers import S4, S4D, S5
+from .models import SequenceModel, build_model
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
 from .theory.ptd import PTDResult, perturb_then_diagonalize
@@ -21,6 +23,10 @@ __all__ = [
     "S4",
     "S4D",
     "S5",
+    "Config",
+    "SequenceModel",
+    "build_model",
+    "load_config",
     "optim",
     "INITS",
     "PTDResult",

@@ -48,7 +48,7 @@ from .hippo import hippo_legs
 __all__ = ["PTDResult", "perturb_then_diagonalize", "ptd_cache_dir", "decomposition_diagnostics"]
 
 # Bump when the algorithm changes, so that stale cache entries are never reused.
-_ALGORITHM_VERSION = 2
+_ALGORITHM_VERSION = 3
 DEFAULT_GAMMA = 100.0
 DEFAULT_MAX_ITER = 2000
 CLIP_MARGIN = 1e-4
@@ -197,6 +197,8 @@ def _enforce_stability(eigenvalues: np.ndarray, stability: str) -> np.ndarray:
 
 def _diagonalize(A: np.ndarray, E: np.ndarray, stability: str) -> tuple[np.ndarray, ...]:
     eigenvalues, V = np.linalg.eig(A + E)
+    # NumPy returns real arrays when every eigenvalue is real (e.g. small n): the contract is complex128.
+    eigenvalues, V = eigenvalues.astype(np.complex128), V.astype(np.complex128)
     V = V / np.linalg.norm(V, axis=0, keepdims=True)
     V_inv = np.linalg.inv(V)
     fixed = _enforce_stability(eigenvalues, stability)

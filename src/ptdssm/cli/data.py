@@ -1,0 +1,155 @@
+"""``ptdssm data``: generate offline data in the LRA release layouts, and check a data folder for a task.
+
+* ``ptdssm data generate listops --out DIR [--n N]`` writes ``DIR/listops-1000/basic_{train,val,test}.tsv``;
+* ``ptdssm data generate pathfinder --out DIR [--n N] [--resolution 32]`` writes
+  ``DIR/pathfinder<res>/curv_contour_length_14/{metadata,imgs}``;
+* ``ptdssm data check --task T --data-dir D`` reads the task's data (as training would) and reports the folder, the
+  split sizes, labels and vocabulary, or exactly which folder or file is missing (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import yaml
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="generate offline data (listops, pathfinder) or check a data folder",
+                              description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    g = sub.add_parser("generate", help="write generated data in the release layout",
+                       description="Generate a dataset with a seeded generator, in the layout of the LRA release "
+                                   "(so `ptdssm train --data-dir DIR` reads it like the real one).")
+    g.add_argument("kind", choices=("listops", "pathfinder"), help="what to generate")
+    g.add_argument("--out", required=True, metavar="DIR", help="output root (created)")
+    g.add_argument("--n", type=int, default=None, metavar="N",
+                   help="listops: training examples (default 2000); pathfinder: images (default 1000)")
+    g.add_argument("--n-val", type=int, default=None, metavar="N", help="listops: validation examples (n/10)")
+    g.add_argument("--n-test", type=int, default=None, metavar="N", help="listops: test examples (n/10)")
+    g.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    g.add_argument("--min-length", type=int, default=500, help="listops: keep lengths > this (default 500)")
+    g.add_argument("--max-length", type=int, default=2000, help="listops: keep lengths < this (default 2000)")
+    g.add_argument("--max-depth", type=int, default=10, help="listops: maximum tree depth (default 10)")
+    g.add_argument("--max-args", type=int, default=10, help="listops: most arguments per operator (default 10)")
+    g.add_argument("--resolution", type=int, default=32, help="pathfinder: image size in px (default 32; 128 = Path-X)")
+    g.add_argument("--contour-length", type=int, default=14, help="pathfinder: paddles per target path (14 = hard)")
+    g.add_argument("--per-batch", type=int, default=1000, help="pathfinder: images per imgs/<k> folder")
+    g.add_argument("--json", action="store_true", help="print one JSON document (counts and statistics)")
+    g.set_defaults(func=run_generate)
+
+    c = sub.add_parser("check", help="read a task's data and report what was found or what is missing",
+                       description="Read the data of a task as training would (finding the release folder under "
+                                   "--data-dir, building vocabularies and the cache) and report it.")
+    c.add_argument("--task", required=True, metavar="T", help="task name (listops, text, retrieval, image, ...)")
+    c.add_argument("--data-dir", metavar="D", default=None, help="data folder (default $PTDSSM_DATA_DIR)")
+    c.add_argument("--seq-len", type=int, default=None, metavar="L", help="data.seq_len")
+    c.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task option (data.options), e.g. --option level=byte (repeatable)")
+    c.add_argument("--json", action="store_true", help="print one JSON document")
+    c.set_defaults(func=run_check)
+
+
+def _emit(doc: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    if args.kind == "listops":
+        from ..data.generators.listops import ListOpsParams, write_listops_release
+
+        params = ListOpsParams(min_length=args.min_length, max_length=args.max_length, max_depth=args.max_depth,
+                               max_args=args.max_args)
+        params.validate()
+        res = write_listops_release(args.out, args.n or 2000, args.n_val, args.n_test, seed=args.seed,
+                                    params=params)
+        st = res["stats"]
+        lines = [f"wrote {res['folder']}: " + ", ".join(f"{k} {v}" for k, v in res["counts"].items()),
+                 "token length (no parentheses): min {min} median {median} mean {mean:.0f} max {max}".format(
+                     **st["length"]),
+                 "labels: " + " ".join(f"{k}:{v:.1%}" for k, v in st["label_freq"].items())]
+    else:
+        from ..data.generators.pathfinder import write_pathfinder_release
+
+        if args.resolution < 16:
+            raise ValueError(f"--resolution must be >= 16, got {args.resolution}")
+        res = write_pathfinder_release(args.out, args.n or 1000, resolution=args.resolution,
+                                       contour_length=args.contour_length, seed=args.seed,
+                                       per_batch=args.per_batch)
+        lines = [f"wrote {res['folder']}: {res['n']} images",
+                 "labels: " + " ".join(f"{k}:{v:.1%}" for k, v in res["label_freq"].items()),
+                 f"pixels brighter than 60/255: {res['bright_fraction']:.1%}"]
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    lines.append(f"({res['seconds']} s)")
+    _emit(res, args.json, lines)
+    return 0
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..config import DataConfig
+    from ..data import build_task
+
+    cfg = DataConfig(task=args.task, data_dir=args.data_dir, seq_len=args.seq_len,
+                     options=_parse_options(args.options))
+    cfg.validate()
+    t0 = time.perf_counter()
+    data = build_task(cfg)
+    info = data.info
+    sizes = data.sizes()
+    doc: dict[str, Any] = {"task": info.name, "sizes": sizes, "n_classes": info.n_classes, "seq_len": info.seq_len,
+                           "vocab_size": info.vocab_size, "d_input": info.d_input, "is_pair": info.is_pair}
+    lines = [f"task {info.name}: {info.description}"]
+    if "folder" in data.extras:
+        doc["folder"] = data.extras["folder"]
+        lines.append(f"  found: {data.extras['folder']}")
+    lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    if len(data.train) > 0:  # type: ignore[arg-type]
+        sample = [data.train[i] for i in range(min(len(data.train), 2000))]  # type: ignore[arg-type]
+        labels = Counter(int(s[1]) for s in sample if not hasattr(s[1], "dim") or s[1].dim() == 0)
+        x0 = sample[0][0][0] if info.is_pair else sample[0][0]
+        doc["train_label_counts_first_2000"] = dict(sorted(labels.items()))
+        doc["example_shape"] = list(x0.shape)
+        counts = " ".join(f"{k}:{v}" for k, v in sorted(labels.items()))
+        lines.append(f"  train labels (first {len(sample)}): {counts}")
+        lines.append(f"  example x: {tuple(x0.shape)} {x0.dtype}")
+    if "vocab" in data.extras:
+        vocab = data.extras["vocab"]
+        doc["vocab_built"] = len(vocab)
+        lines.append(f"  vocabulary: {len(vocab)} entries (embedding size {info.vocab_size})")
+    for key in ("skipped_empty", "skipped_meta"):
+        if data.extras.get(key):
+            doc[key] = data.extras[key]
+            lines.append(f"  {key.replace('_', ' ')}: {len(data.extras[key])} ({data.extras[key][0]} ...)")
+    if "truncated" in data.extras:
+        doc["truncated"] = data.extras["truncated"]
+        lines.append(f"  examples truncated to seq_len: {data.extras['truncated']}")
+    doc["seconds"] = round(time.perf_counter() - t0, 2)
+    lines.append(f"  ok ({doc['seconds']} s)")
+    _emit(doc, args.json, lines)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: ptdssm data ...")

@@ -1,0 +1,74 @@
+"""``ptdssm train``: train a model from a packaged recipe (``--task T --model M``) or a config file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..config import MODEL_NAMES, Config, apply_overrides, available_configs, find_config, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model (progress on stderr; run directory with metrics and checkpoints)",
+        description="Train a model from a packaged recipe (--task T --model M) or a YAML config (--config FILE), "
+                    "evaluate it on the test split, and write the run directory (config.yaml, metrics.jsonl/csv, "
+                    "checkpoints/last.pt and best.pt, results.json). Under torchrun it runs DDP.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", metavar="FILE", help="YAML config file")
+    src.add_argument("--task", metavar="T", help="task name (fashion-mnist, mnist, digits, ...) for a packaged config")
+    p.add_argument("--model", metavar="M", choices=MODEL_NAMES, default=None,
+                   help=f"model with --task: {', '.join(MODEL_NAMES)} (default s5-ptd)")
+    p.add_argument("--epochs", type=int, metavar="N", help="number of epochs (train.epochs)")
+    p.add_argument("--out", metavar="DIR", help="run directory (train.out; default runs/<task>-<model>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoints/last.pt (its config.yaml if no config given)")
+    p.add_argument("--data-dir", metavar="D", help="data folder (data.data_dir)")
+    p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=3e-3 --set model.d_model=64 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the final results as one JSON document on stdout")
+    p.add_argument("--list", action="store_true", help="list the packaged configs and exit")
+    p.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The run config from the arguments: base file, then --set overrides, then the explicit flags."""
+    if args.model is not None and args.config is not None:
+        raise ValueError("--model goes with --task; with --config set model.name in the file or via --set")
+    if args.config is not None:
+        path = Path(args.config)
+    elif args.task is not None:
+        path = find_config(args.task, args.model or "s5-ptd")
+    elif args.resume and args.out is not None:
+        path = Path(args.out) / "config.yaml"
+        if not path.is_file():
+            raise ValueError(f"--resume: {path} not found; pass --config or --task too")
+    else:
+        raise ValueError("give --config FILE or --task T [--model M] (or --resume --out DIR)")
+    cfg = load_config(path, list(args.overrides))
+    flags = {"train.epochs": args.epochs, "train.out": args.out, "data.data_dir": args.data_dir,
+             "train.seed": args.seed}
+    if args.no_progress:
+        flags["train.progress"] = False
+    flags = {k: v for k, v in flags.items() if v is not None}
+    return apply_overrides(cfg, flags) if flags else cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, path in available_configs().items():
+            print(f"{name:32s} {path.parent.name}/{path.name}")
+        return 0
+    from ..experiments.train import train
+
+    cfg = resolve_config(args)
+    result = train(cfg, resume=args.resume)
+    if args.json and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 prints
+        json.dump({"out": str(result.out_dir), **result.results}, sys.stdout)
+        sys.stdout.write("\n")
+    return 0

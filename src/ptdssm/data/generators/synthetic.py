@@ -1,0 +1,239 @@
+"""Synthetic long-range tasks with the length as a parameter: adding, copying, selective copying, associative recall.
+
+Every example is generated on the fly from ``numpy.random.default_rng([seed, split, index])``: datasets cost no
+memory, any length works, and an example is the same in every run, process and worker.
+
+* **adding** (Hochreiter & Schmidhuber 1997, as in Arjovsky et al. 2016): ``x`` float ``(L, 2)``: channel 0 values
+  ``U[0, 1)``, channel 1 marks one position in the first half and one in the second; the target is the sum of the two
+  marked values, in ``[0, 2)``. The literature regresses it (MSE; predicting 1 gives 0.167). The engine classifies,
+  so the sum is quantized into ``n_bins`` equal bins of ``[0, 2)`` (default 20, width 0.1); the exact sums are in
+  :func:`adding_example`.
+* **copying** (Arjovsky et al. 2016): ``n_memorize`` (10) symbols from ``n_symbols`` (8), ``L - n_memorize - 2`` blanks
+  (the delay), a delimiter, then a query token ``q_k``: the class is the ``k``-th memorized symbol (``k`` uniform).
+  The model must hold all symbols over the delay because the query comes last. ``target: sequence`` gives the
+  literature's form instead (``n_memorize`` symbols, blanks, delimiter, ``n_memorize`` blanks, with the symbols as
+  the targets of the last ``n_memorize`` positions: ``y`` int64 ``(n_memorize,)``), for engines that support
+  ``TaskInfo.target_len``.
+* **selective-copying** (Gu & Dao 2023, Mamba): ``n_memorize`` (16) symbols from ``n_symbols`` (16) at random
+  positions of a length-``L`` sequence of noise (blank) tokens, ends with a delimiter and a query ``q_k``; the class
+  is the ``k``-th symbol in order. ``target: sequence`` as for copying.
+* **associative-recall** (Ba et al. 2016; H3, Fu et al. 2023): ``n_pairs`` (8) adjacent key-value token pairs (distinct
+  keys from ``n_keys`` (16), values from ``n_values`` (16)) spread in order over blanks, then a query key (one of
+  the pairs' keys) as the last token: the class is its value. With ``L = 2 n_pairs + 1`` it is H3's compact form.
+
+Token ids: 0 = padding (never produced), 1 = blank/noise, then symbols (or keys and values), then the delimiter and
+query tokens. Options (``data.options``): ``n_train`` (10000), ``n_val`` (1000), ``n_test`` (1000),
+``generator_seed`` (0), ``target`` (``class``), and the task's sizes above; ``data.seq_len`` is the length
+(defaults: adding 200, copying 200, selective-copying 256, associative-recall 64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..base import TaskData, TaskInfo
+from ..registry import register_task
+
+__all__ = [
+    "SyntheticDataset",
+    "adding_example",
+    "associative_recall_example",
+    "copying_example",
+    "selective_copying_example",
+]
+
+BLANK = 1
+_SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def adding_example(rng: np.random.Generator, length: int) -> tuple[np.ndarray, float]:
+    """``(x float32 (L, 2), sum)``: values ``U[0,1)``, one marker in each half (the adding problem)."""
+    if length < 2:
+        raise ValueError(f"the adding problem needs length >= 2, got {length}")
+    x = np.zeros((length, 2), dtype=np.float32)
+    x[:, 0] = rng.random(length, dtype=np.float32)
+    half = length // 2
+    i, j = int(rng.integers(0, half)), int(rng.integers(half, length))
+    x[i, 1] = x[j, 1] = 1.0
+    return x, float(x[i, 0]) + float(x[j, 0])
+
+
+def copying_example(rng: np.random.Generator, length: int, n_memorize: int = 10, n_symbols: int = 8,
+                    target: str = "class") -> tuple[np.ndarray, Any]:
+    """Copying: ``(tokens int64 (L,), label)``; ``label`` an int (``class``) or an int64 ``(n_memorize,)`` array.
+
+    Ids: 1 blank, ``2 .. 1+n_symbols`` symbols, ``2+n_symbols`` delimiter, then query tokens ``q_0 .. q_{n-1}``.
+    Classes are symbol indices ``0 .. n_symbols-1``.
+    """
+    sym = rng.integers(0, n_symbols, size=n_memorize)
+    delim = 2 + n_symbols
+    x = np.full(length, BLANK, dtype=np.int64)
+    if target == "class":
+        if length < n_memorize + 2:
+            raise ValueError(f"copying needs length >= n_memorize + 2 = {n_memorize + 2}, got {length}")
+        k = int(rng.integers(0, n_memorize))
+        x[:n_memorize] = sym + 2
+        x[-2], x[-1] = delim, delim + 1 + k
+        return x, int(sym[k])
+    if length < 2 * n_memorize + 1:
+        raise ValueError(f"copying (sequence) needs length >= 2 n_memorize + 1 = {2 * n_memorize + 1}, got {length}")
+    x[:n_memorize] = sym + 2
+    x[-n_memorize - 1] = delim
+    return x, sym.astype(np.int64)
+
+
+def selective_copying_example(rng: np.random.Generator, length: int, n_memorize: int = 16, n_symbols: int = 16,
+                              target: str = "class") -> tuple[np.ndarray, Any]:
+    """Selective copying: symbols at random positions among noise; same ids and labels as :func:`copying_example`."""
+    delim = 2 + n_symbols
+    tail = 2 if target == "class" else n_memorize + 1
+    body = length - tail
+    if body < n_memorize:
+        raise ValueError(f"selective copying needs length >= {n_memorize + tail}, got {length}")
+    sym = rng.integers(0, n_symbols, size=n_memorize)
+    pos = np.sort(rng.choice(body, size=n_memorize, replace=False))
+    x = np.full(length, BLANK, dtype=np.int64)
+    x[pos] = sym + 2
+    if target == "class":
+        k = int(rng.integers(0, n_memorize))
+        x[-2], x[-1] = delim, delim + 1 + k
+        return x, int(sym[k])
+    x[body] = delim
+    return x, sym.astype(np.int64)
+
+
+def associative_recall_example(rng: np.random.Generator, length: int, n_pairs: int = 8, n_keys: int = 16,
+                               n_values: int = 16) -> tuple[np.ndarray, int]:
+    """Associative recall: ``(tokens int64 (L,), value class)``.
+
+    Ids: 1 blank, keys ``2 .. 1+n_keys``, values ``2+n_keys .. 1+n_keys+n_values``; the last token is the query key.
+    """
+    if n_pairs > n_keys:
+        raise ValueError(f"associative recall needs n_pairs <= n_keys (distinct keys), got {n_pairs} > {n_keys}")
+    if length < 2 * n_pairs + 1:
+        raise ValueError(f"associative recall needs length >= 2 n_pairs + 1 = {2 * n_pairs + 1}, got {length}")
+    keys = rng.choice(n_keys, size=n_pairs, replace=False)
+    vals = rng.integers(0, n_values, size=n_pairs)
+    slots = length - 1 - 2 * n_pairs  # blanks to spread between the pairs
+    # choose where the pairs start: n_pairs ordered positions among (slots + n_pairs) "items"
+    starts = np.sort(rng.choice(slots + n_pairs, size=n_pairs, replace=False)) + np.arange(n_pairs)
+    x = np.full(length, BLANK, dtype=np.int64)
+    x[starts] = keys + 2
+    x[starts + 1] = vals + 2 + n_keys
+    q = int(rng.integers(0, n_pairs))
+    x[-1] = keys[q] + 2
+    return x, int(vals[q])
+
+
+class SyntheticDataset(Dataset):
+    """``n`` examples made on the fly by ``make(rng)`` with ``rng = default_rng([seed, split, index])``."""
+
+    def __init__(self, make: Callable[[np.random.Generator], tuple[np.ndarray, Any]], n: int, seed: int,
+                 split: str) -> None:
+        self.make, self.n, self.seed, self.split = make, int(n), int(seed), _SPLIT_IDS[split]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        x, y = self.make(np.random.default_rng([self.seed, self.split, int(i)]))
+        return torch.from_numpy(x), (torch.from_numpy(y) if isinstance(y, np.ndarray) else y)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    default_len: int
+    options: dict[str, Any]
+    description: str
+
+
+_COMMON = {"n_train": 10000, "n_val": 1000, "n_test": 1000, "generator_seed": 0}
+_SPECS = {
+    "adding": _Spec("adding", 200, {"n_bins": 20}, "adding problem (sum of two marked values, binned)"),
+    "copying": _Spec("copying", 200, {"n_memorize": 10, "n_symbols": 8, "target": "class"},
+                     "copying memory (recall a memorized symbol after a delay)"),
+    "selective-copying": _Spec("selective-copying", 256, {"n_memorize": 16, "n_symbols": 16, "target": "class"},
+                               "selective copying (recall the k-th symbol scattered among noise)"),
+    "associative-recall": _Spec("associative-recall", 64, {"n_pairs": 8, "n_keys": 16, "n_values": 16},
+                                "associative recall (value of the queried key)"),
+}
+
+
+def _opts(cfg: Any, spec: _Spec) -> dict[str, Any]:
+    defaults = {**_COMMON, **spec.options}
+    given = dict(cfg.options or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task "
+                         f"{spec.name!r}; valid options: {', '.join(sorted(defaults))}")
+    opts = {**defaults, **given}
+    if "target" in opts and opts["target"] not in ("class", "sequence"):
+        raise ValueError(f"data.options.target for {spec.name} must be 'class' or 'sequence', got {opts['target']!r}")
+    return opts
+
+
+def _info_for(spec: _Spec) -> Callable[[Any], TaskInfo]:
+    def info(cfg: Any) -> TaskInfo:
+        o = _opts(cfg, spec)
+        L = int(cfg.seq_len or spec.default_len)
+        desc = f"{spec.description}, length {L}"
+        if spec.name == "adding":
+            return TaskInfo(spec.name, n_classes=int(o["n_bins"]), seq_len=L, d_input=2, description=desc)
+        if spec.name == "associative-recall":
+            return TaskInfo(spec.name, n_classes=int(o["n_values"]), seq_len=L,
+                            vocab_size=2 + int(o["n_keys"]) + int(o["n_values"]), description=desc)
+        vocab = 2 + int(o["n_symbols"]) + 1 + int(o["n_memorize"])  # pad, blank, symbols, delimiter, queries
+        kw: dict[str, Any] = {}
+        if o["target"] == "sequence":
+            kw["target_len"] = int(o["n_memorize"])
+        return TaskInfo(spec.name, n_classes=int(o["n_symbols"]), seq_len=L, vocab_size=vocab, description=desc,
+                        **kw)
+
+    return info
+
+
+def _maker(spec: _Spec, o: dict[str, Any], L: int) -> Callable[[np.random.Generator], tuple[np.ndarray, Any]]:
+    if spec.name == "adding":
+        bins = int(o["n_bins"])
+
+        def make(rng: np.random.Generator) -> tuple[np.ndarray, Any]:
+            x, s = adding_example(rng, L)
+            return x, min(int(s / 2.0 * bins), bins - 1)
+
+        return make
+    if spec.name == "copying":
+        return lambda rng: copying_example(rng, L, int(o["n_memorize"]), int(o["n_symbols"]), o["target"])
+    if spec.name == "selective-copying":
+        return lambda rng: selective_copying_example(rng, L, int(o["n_memorize"]), int(o["n_symbols"]), o["target"])
+    return lambda rng: associative_recall_example(rng, L, int(o["n_pairs"]), int(o["n_keys"]), int(o["n_values"]))
+
+
+def _build_for(spec: _Spec) -> Callable[[Any], TaskData]:
+    info_fn = _info_for(spec)
+
+    def build(cfg: Any) -> TaskData:
+        info, o = info_fn(cfg), _opts(cfg, spec)
+        make = _maker(spec, o, info.seq_len)
+        make(np.random.default_rng(0))  # validate the sizes now, with a clear message
+        seed = int(o["generator_seed"])
+        sizes = {"train": cfg.train_subset or o["n_train"], "val": cfg.val_subset or o["n_val"],
+                 "test": cfg.test_subset or o["n_test"]}
+        sizes = {k: min(int(v), int(o[f"n_{k}"])) for k, v in sizes.items()}
+        sets = {k: SyntheticDataset(make, n, seed, k) for k, n in sizes.items()}
+        return TaskData(info, sets["train"], sets["val"], sets["test"], extras={"options": o})
+
+    return build
+
+
+for _spec in _SPECS.values():
+    register_task(_spec.name, info=_info_for(_spec), build=_build_for(_spec), replace=True,
+                  description=_spec.description)

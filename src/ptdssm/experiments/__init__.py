@@ -1,0 +1,1 @@
+"""Experiments: the training loop, evaluation, and (later) robustness sweeps and paper reproductions."""

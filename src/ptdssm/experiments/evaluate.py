@@ -1,0 +1,148 @@
+"""Evaluation: accuracy and loss of a model on a split, and of a saved checkpoint.
+
+``evaluate_checkpoint`` rebuilds the model and the data from the resolved config stored in the checkpoint, so a
+checkpoint is self-contained apart from the data files. ``transform`` lets callers perturb the inputs (the
+robustness experiments add noise there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..config import Config, config_from_dict
+from ..data import build_task, collate
+from ..models import build_model
+
+__all__ = ["ShardSampler", "evaluate_checkpoint", "evaluate_model", "load_checkpoint", "make_eval_loader",
+           "model_inputs"]
+
+InputTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, ...`` of ``range(n)``: every example exactly once across ranks, no padding."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.rank, self.world = n, rank, world
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+
+def make_eval_loader(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """A loader over this process's shard of ``dataset`` (all of it outside torchrun)."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), rank, world),  # type: ignore[arg-type]
+                      collate_fn=collate, num_workers=num_workers)
+
+
+def model_inputs(batch: dict[str, Any], device: torch.device,
+                 transform: InputTransform | None = None) -> dict[str, torch.Tensor | None]:
+    """Keyword arguments of ``SequenceModel.forward`` from a collated batch, on ``device``."""
+
+    def mv(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(device, non_blocking=True)
+
+    x = mv(batch["x"])
+    if transform is not None:
+        x = transform(x)
+    kwargs: dict[str, torch.Tensor | None] = {"x": x, "lengths": mv(batch.get("lengths"))}
+    if "x2" in batch:
+        x2 = mv(batch["x2"])
+        kwargs["x2"] = transform(x2) if transform is not None else x2
+        kwargs["lengths2"] = mv(batch.get("lengths2"))
+    return kwargs
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device, *,
+                   precision: str = "fp32", transform: InputTransform | None = None) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (summed over ranks under torchrun).
+
+    Returns:
+        ``{"loss": float, "acc": float, "n": int}``.
+    """
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    for batch in loader:
+        inputs = model_inputs(batch, device, transform)
+        y = batch["y"].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(**inputs)
+        logits = logits.float()
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        sums[1] += (logits.argmax(-1) == y).sum().double()
+        sums[2] += y.numel()
+    if dist.is_initialized():
+        dist.all_reduce(sums)
+    model.train(was_training)
+    n = int(sums[2].item())
+    if n == 0:
+        return {"loss": float("nan"), "acc": float("nan"), "n": 0}
+    return {"loss": float(sums[0] / n), "acc": float(sums[1] / n), "n": n}
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config, dict]:
+    """Rebuild the model of a checkpoint (``last.pt`` or ``best.pt``) with its weights.
+
+    Returns:
+        ``(model in eval mode, resolved config, raw checkpoint dict)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # corrupt or foreign file
+        raise ValueError(f"{path}: not a readable ptdssm checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path}: not a ptdssm checkpoint (missing config or model state)")
+    cfg = config_from_dict(ckpt["config"])
+    from ..data import task_info
+
+    model = build_model(cfg.model, task_info(cfg.data))
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return model, cfg, ckpt
+
+
+def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
+                        batch_size: int | None = None, device: str = "auto",
+                        transform: InputTransform | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on a split of its task.
+
+    Args:
+        path: checkpoint file.
+        split: ``"test"``, ``"val"`` or ``"train"``.
+        data_dir: overrides the data folder stored in the checkpoint's config.
+        batch_size: evaluation batch size (default: the config's).
+        device: ``auto``, ``cpu`` or ``cuda[:k]``.
+        transform: optional function applied to each input batch ``x`` before the model.
+
+    Returns:
+        ``{"checkpoint", "task", "model", "split", "epoch", "loss", "acc", "n"}``.
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r}; expected train, val or test")
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    model, cfg, ckpt = load_checkpoint(path, dev)
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    data = build_task(cfg.data)
+    bs = batch_size or cfg.data.eval_batch_size or cfg.data.batch_size
+    loader = make_eval_loader(getattr(data, split), bs, cfg.data.num_workers)
+    metrics = evaluate_model(model, loader, dev, precision=cfg.train.precision, transform=transform)
+    return {"checkpoint": str(path), "task": cfg.data.task, "model": cfg.model.name, "split": split,
+            "epoch": int(ckpt.get("epoch", 0)), **metrics}

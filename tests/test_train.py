@@ -1,0 +1,187 @@
+"""Training engine: a short run, evaluate, exact resume after SIGKILL, NaN stop, config checks, DDP on gloo."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ptdssm.cli import main
+from ptdssm.config import apply_overrides, find_config, load_config
+from ptdssm.data import TaskData, build_task, register_task, task_info
+from ptdssm.experiments.train import TrainingDiverged, WarmupSchedule, train
+
+# A tiny digits model: a few seconds per run.
+TINY = ["model.d_model=16", "model.d_state=8", "model.n_layers=2", "data.batch_size=16", "train.log_every=20"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ptdssm", *args]
+
+
+def _tiny_args(out: Path, epochs: int = 4) -> list[str]:
+    sets = [a for s in TINY for a in ("--set", s)]
+    return ["train", "--task", "digits", "--model", "s4d", "--epochs", str(epochs), "--out", str(out),
+            "--no-progress", "--json", *sets]
+
+
+def _epoch_rows(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in rows:
+        r.pop("time_s", None)
+        r.pop("samples_per_s", None)
+    return rows
+
+
+def test_schedule():
+    s = WarmupSchedule(warmup=4, total=12, kind="cosine", min_ratio=0.1)
+    assert [round(s(i), 3) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert s(4) == pytest.approx(1.0) and s(12) == pytest.approx(0.1) and s(8) == pytest.approx(0.55)
+    assert WarmupSchedule(0, 10, "linear")(5) == pytest.approx(0.5)
+    assert WarmupSchedule(2, 10, "constant")(9) == 1.0
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """A run killed with SIGKILL and resumed ends with the same metrics as an uninterrupted one (CPU)."""
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    done = subprocess.run(_cli(*_tiny_args(ref)), env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ref_results = json.loads(done.stdout)
+    proc = subprocess.Popen(_cli(*_tiny_args(killed)), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if metrics.exists() and '"kind": "epoch", "epoch": 2' in metrics.read_text():
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and not (killed / "results.json").exists()
+    resumed = subprocess.run(_cli("train", "--resume", "--out", str(killed), "--no-progress", "--json"), env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    got = json.loads(resumed.stdout)
+    for key in ("test_acc", "test_loss", "final_test_acc", "final_test_loss", "best_val_acc", "best_epoch", "steps"):
+        assert got[key] == ref_results[key], key
+    assert _epoch_rows(killed / "metrics.jsonl") == _epoch_rows(ref / "metrics.jsonl")
+    # evaluate reproduces the final test accuracy of the best checkpoint
+    ev = subprocess.run(_cli("evaluate", "--checkpoint", str(ref / "checkpoints" / "best.pt"), "--json"), env=ENV,
+                        capture_output=True, text=True, timeout=120)
+    assert ev.returncode == 0, ev.stderr
+    res = json.loads(ev.stdout)
+    assert res["acc"] == pytest.approx(ref_results["test_acc"]) and res["n"] == ref_results["test_n"]
+    # the run directory
+    for name in ("config.yaml", "metrics.jsonl", "metrics.csv", "results.json", "checkpoints/last.pt",
+                 "checkpoints/best.pt"):
+        assert (ref / name).is_file(), name
+    assert len((ref / "metrics.csv").read_text().splitlines()) == 1 + 4
+    assert not list(ref.glob("checkpoints/.*tmp*"))
+
+
+def _tiny_cfg(out: Path, *extra: str):
+    return load_config(find_config("digits", "s4d"), [*TINY, f"train.out={out}", "train.progress=false", *extra])
+
+
+class _PoisonAfter(torch.utils.data.Dataset):
+    """Wraps a dataset and returns NaN inputs once ``limit`` examples have been served."""
+
+    def __init__(self, base, limit):
+        self.base, self.limit, self.served = base, limit, 0
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        self.served += 1
+        return (torch.full_like(x, float("nan")) if self.served > self.limit else x), y
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    def build(cfg):
+        d = build_task(apply_overrides(_tiny_cfg(tmp_path), {"data.task": "digits", "data.train_subset": 64}).data)
+        return TaskData(d.info, _PoisonAfter(d.train, 64), d.val, d.test)
+
+    register_task("nan-after-one-epoch", info=lambda cfg: task_info(
+        apply_overrides(_tiny_cfg(tmp_path), {"data.task": "digits"}).data), build=build, replace=True)
+    cfg = _tiny_cfg(tmp_path / "run", "data.task=nan-after-one-epoch", "train.epochs=3")
+    with pytest.raises(TrainingDiverged, match="epoch 2") as info:
+        train(cfg)
+    assert "last.pt (epoch 1)" in str(info.value)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert kinds[-1] == "diverged" and not (tmp_path / "run" / "results.json").exists()
+
+
+def test_run_directory_guards(tmp_path, capsys):
+    cfg = _tiny_cfg(tmp_path / "run", "train.epochs=1", "data.train_subset=64", "data.val_subset=32")
+    result = train(cfg)
+    assert result.results["steps"] == 4 and 0 <= result.results["test_acc"] <= 1
+    with pytest.raises(ValueError, match="--resume"):
+        train(cfg)
+    with pytest.raises(ValueError, match=r"optim\.lr"):
+        train(apply_overrides(cfg, ["optim.lr=0.1"]), resume=True)
+    # evaluate verb, text and JSON
+    ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--split", "val"]) == 0
+    assert "val accuracy" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["acc"] == pytest.approx(result.results["final_test_acc"])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "junk.pt")]) == 2
+    assert "not a readable ptdssm checkpoint" in capsys.readouterr().err
+
+
+def test_bf16_autocast_runs(tmp_path):
+    cfg = _tiny_cfg(tmp_path / "bf16", "train.epochs=1", "train.precision=bf16", "data.train_subset=32",
+                    "data.val_subset=16", "data.test_subset=16")
+    res = train(cfg).results
+    assert np.isfinite(res["test_loss"])
+
+
+DDP_SCRIPT = """
+import sys, torch
+from ptdssm.config import load_config, find_config
+from ptdssm.experiments.train import train
+cfg = load_config(find_config("digits", "s4d"), sys.argv[2:])
+result = train(cfg)
+rank = int(__import__("os").environ["RANK"])
+torch.save({k: v for k, v in result.model.state_dict().items()}, sys.argv[1] + f"/rank{rank}.pt")
+"""
+
+
+def test_ddp_two_processes_match_single_process(tmp_path):
+    """torchrun with 2 gloo processes: replicas identical and equal to one process on the same global batch."""
+    sets = [*TINY, "model.norm=layer", "model.dropout=0", "data.batch_size=32", "data.train_subset=256",
+            "data.val_subset=64", "data.test_subset=64", "train.epochs=2", "train.progress=false"]
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(tmp_path), *sets, f"train.out={tmp_path / 'ddp'}"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = torch.load(tmp_path / "rank0.pt")
+    r1 = torch.load(tmp_path / "rank1.pt")
+    single = train(load_config(find_config("digits", "s4d"), [*sets, f"train.out={tmp_path / 'single'}"]))
+    ref = single.model.state_dict()
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), f"replicas differ in {k}"
+        torch.testing.assert_close(r0[k], ref[k], atol=2e-5, rtol=1e-4, msg=f"DDP and single differ in {k}")
+    ddp_results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert ddp_results["world_size"] == 2 and ddp_results["steps"] == single.results["steps"] == 16
+    assert ddp_results["test_n"] == 64
+    assert (tmp_path / "ddp" / "checkpoints" / "last.pt").is_file()
