@@ -5,7 +5,7 @@ Everything here is a plain function of tensors (no ``nn.Module``), device-agnost
 
 from .cauchy import dplr_kernel
 from .discretize import conj_pair_to_real, discretize_dense, discretize_diag, discretize_dplr
-from .fftconv import fft_conv
+from .fftconv import fft_conv, fft_conv_blh
 from .scan import diag_scan, diag_scan_chunked, diag_scan_fft
 from .vandermonde import krylov_kernel, vandermonde_kernel
 
@@ -19,6 +19,7 @@ __all__ = [
     "discretize_dplr",
     "dplr_kernel",
     "fft_conv",
+    "fft_conv_blh",
     "krylov_kernel",
     "vandermonde_kernel",
 ]

@@ -48,11 +48,13 @@ def powers(log_z: torch.Tensor, n: int, stride: int = 1) -> tuple[torch.Tensor, 
     hi = _table_dtype(log_z)
     cplx = torch.complex128 if hi == torch.float64 else torch.complex64
     w = torch.exp(log_z.to(cplx) * float(stride))
-    out = torch.ones(*log_z.shape, 1, dtype=cplx, device=log_z.device)
-    while out.shape[-1] < n:
-        out = torch.cat([out, out * w[..., None]], dim=-1)
+    # The power index is built along a leading axis (a ``cat`` there is a plain block copy; along the last axis of a
+    # complex tensor it was ~40% of the S4D kernel time on CPU) and moved last as a view.
+    out = torch.ones(1, *log_z.shape, dtype=cplx, device=log_z.device)
+    while out.shape[0] < n:
+        out = torch.cat([out, out * w], dim=0)
         w = w * w
-    out = out[..., :n]
+    out = out[:n].movedim(0, -1)
     return out.real, out.imag
 
 

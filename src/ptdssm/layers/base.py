@@ -32,6 +32,16 @@ STABILITY = ("exp", "reflect", "clip")
 CLIP_MAX = -1e-4
 
 
+def _all_finite(x: torch.Tensor) -> bool:
+    """``isfinite(x).all()`` in one reduction pass: a finite sum means every term is finite (NaN and inf propagate,
+    ``inf - inf`` is NaN); only a non-finite sum (a NaN/inf, or an overflow of huge finite values) falls back to the
+    elementwise test. ``isfinite(x).all()`` itself makes four full passes (~0.7 FFT floors at L=4096 on CPU)."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if bool(torch.isfinite(x.sum(dtype=acc))):
+        return True
+    return bool(torch.isfinite(x).all())
+
+
 class SSMLayer(nn.Module):
     """Base class: options, parameter registration, validation, masking and the forward/step skeleton.
 
@@ -133,7 +143,7 @@ class SSMLayer(nn.Module):
                              f"got {tuple(x.shape)}")
         if ndim == 3 and x.shape[1] < 1:
             raise ValueError("sequence length must be >= 1")
-        if self.validate and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
+        if self.validate and not torch.compiler.is_compiling() and not _all_finite(x):
             raise ValueError(f"{type(self).__name__} input contains NaN or inf")
         return x
 

@@ -32,7 +32,7 @@ import torch
 from .._checks import check_choice, check_positive_int
 from ..kernels.cauchy import dplr_dense, dplr_kernel
 from ..kernels.discretize import conj_pair_to_real, discretize_dplr
-from ..kernels.fftconv import fft_conv
+from ..kernels.fftconv import fft_conv_blh
 from ..kernels.vandermonde import krylov_kernel
 from ..theory.init import ssm_init
 from .base import SSMLayer
@@ -121,8 +121,7 @@ class S4(SSMLayer):
 
     def _forward(self, u: torch.Tensor) -> torch.Tensor:
         k = self.kernel(u.shape[1])
-        y = fft_conv(u.transpose(1, 2), k[0], k[1] if self.bidirectional else None, self._skip(u))
-        return y.transpose(1, 2)
+        return fft_conv_blh(u, k[0], k[1] if self.bidirectional else None, self._skip(u))
 
     # step mode: dense x_k = A_bar x_{k-1} + B_bar u_k, y_k = Re(C x_k) (C over both halves) + D u_k
     def _state_shape(self) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ import torch
 
 from .._checks import check_choice, check_positive_int
 from ..kernels.discretize import discretize_diag
-from ..kernels.fftconv import fft_conv
+from ..kernels.fftconv import fft_conv_blh
 from ..kernels.vandermonde import vandermonde_kernel
 from ..theory.init import ssm_init
 from .base import SSMLayer
@@ -100,8 +100,7 @@ class S4D(SSMLayer):
     def _forward(self, u: torch.Tensor) -> torch.Tensor:
         L = u.shape[1]
         k = self.kernel(L)
-        y = fft_conv(u.transpose(1, 2), k[0], k[1] if self.bidirectional else None, self._skip(u))
-        return y.transpose(1, 2)
+        return fft_conv_blh(u, k[0], k[1] if self.bidirectional else None, self._skip(u))
 
     # step mode: x_k = lambda_bar x_{k-1} + gamma B u_k,  y_k = f Re(C x_k) + D u_k
     def _state_shape(self) -> tuple[int, ...]:

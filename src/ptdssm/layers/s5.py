@@ -100,18 +100,20 @@ class S5(SSMLayer):
     def _forward(self, u: torch.Tensor) -> torch.Tensor:
         log_z, Bbar, C = self._discrete()
         m = self.n_modes
-        # Real GEMMs for the projections: v = [Re, Im](B_bar) u, y = Re(C x) = C_re x_re - C_im x_im.
-        v = u @ torch.cat([Bbar.real, Bbar.imag], dim=0).T  # (B, L, 2m)
-        v = torch.complex(v[..., :m], v[..., m:])
+        # Real GEMMs for the projections, with (Re, Im) interleaved along the state axis so that the complex views
+        # are free (no strided complex(), no cat of real/imag halves): v = [Re, Im](B_bar) u viewed as complex
+        # (B, L, m); y = Re(C x) = sum_n C_re x_re - C_im x_im over the interleaved real view of x.
+        W = torch.stack([Bbar.real, Bbar.imag], dim=1).reshape(2 * m, -1)  # (2m, H)
+        v = torch.view_as_complex((u @ W.T).view(*u.shape[:-1], m, 2))  # (B, L, m)
         xs = [diag_scan(log_z, v, self.scan)]
         if self.bidirectional:
             # Inputs beyond each length are zero, so a full flip reverses every sequence within its own length.
             xs.append(diag_scan(log_z, v.flip(1), self.scan).flip(1))
-        x = torch.cat([t for s in xs for t in (s.real, s.imag)], dim=-1)  # (B, L, 2m ch)
-        Cw = torch.cat([t for c in C for t in (c.real, -c.imag)], dim=-1)  # (H, 2m ch)
+        x = torch.cat([torch.view_as_real(t).reshape(*t.shape[:-1], 2 * m) for t in xs], dim=-1)  # (B, L, 2m ch)
+        Cw = torch.cat([torch.stack([c.real, -c.imag], dim=-1).reshape(c.shape[0], 2 * m) for c in C], dim=-1)
         y = x @ Cw.T
         if self.D is not None:
-            y = y + u * self.D.to(u.dtype)
+            y = y.addcmul_(u, self.D.to(u.dtype))  # one pass instead of u * D then y + (...)
         return y
 
     def _state_shape(self) -> tuple[int, ...]:
