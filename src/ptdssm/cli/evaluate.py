@@ -17,6 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", metavar="D", help="data folder (overrides the one in the checkpoint's config)")
     p.add_argument("--batch-size", type=int, metavar="N", help="evaluation batch size")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:k] (default auto)")
+    p.add_argument("--noise", choices=("layer", "sinusoid", "fourier", "gaussian"),
+                   help="evaluate under noise: layer (the paper's a U cos(w dt_c k) at every SSM layer input), "
+                        "sinusoid, fourier (band-limited modes) or gaussian (added to the input)")
+    p.add_argument("--amplitude", type=float, default=0.1, metavar="A", help="noise amplitude (default 0.1)")
+    p.add_argument("--frequency", type=float, metavar="W",
+                   help="layer: continuous frequency (e.g. 325.4); sinusoid: radians per sample")
+    p.add_argument("--modes", type=int, nargs="+", default=[], metavar="M", help="FFT bins for fourier noise")
+    p.add_argument("--noise-seed", type=int, default=0, metavar="S")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.set_defaults(func=run)
 
@@ -26,12 +34,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    noise = None
+    if args.noise is not None:
+        from ..data.noise import NoiseSpec
+
+        noise = NoiseSpec(args.noise, amplitude=args.amplitude, frequency=args.frequency, modes=tuple(args.modes),
+                          seed=args.noise_seed)
     res = evaluate_checkpoint(args.checkpoint, split=args.split, data_dir=args.data_dir,
-                              batch_size=args.batch_size, device=args.device)
+                              batch_size=args.batch_size, device=args.device, noise=noise)
     if args.json:
         json.dump(res, sys.stdout)
         sys.stdout.write("\n")
     else:
-        print(f"{res['model']} on {res['task']} (epoch {res['epoch']}): {res['split']} accuracy {res['acc']:.4f}, "
-              f"loss {res['loss']:.4f}, n = {res['n']}")
+        under = f" under {noise.describe()} noise" if noise is not None else ""
+        print(f"{res['model']} on {res['task']} (epoch {res['epoch']}){under}: {res['split']} accuracy "
+              f"{res['acc']:.4f}, loss {res['loss']:.4f}, n = {res['n']}")
     return 0

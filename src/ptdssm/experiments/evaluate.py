@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import Config, config_from_dict
 from ..data import build_task, collate
+from ..data.noise import InputNoise, NoiseSpec, layer_noise
 from ..models import build_model
 
 __all__ = ["ShardSampler", "evaluate_checkpoint", "evaluate_model", "load_checkpoint", "make_eval_loader",
@@ -120,7 +121,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
                         batch_size: int | None = None, device: str = "auto",
-                        transform: InputTransform | None = None) -> dict[str, Any]:
+                        transform: InputTransform | None = None, noise: NoiseSpec | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on a split of its task.
 
     Args:
@@ -130,6 +131,8 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
         batch_size: evaluation batch size (default: the config's).
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
         transform: optional function applied to each input batch ``x`` before the model.
+        noise: optional noise setting (:class:`ptdssm.data.noise.NoiseSpec`): layer-level noise is applied with
+            hooks at every SSM layer's input, input-level noise to ``x``. The model is left unchanged.
 
     Returns:
         ``{"checkpoint", "task", "model", "split", "epoch", "loss", "acc", "n"}``.
@@ -143,6 +146,18 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
     data = build_task(cfg.data)
     bs = batch_size or cfg.data.eval_batch_size or cfg.data.batch_size
     loader = make_eval_loader(getattr(data, split), bs, cfg.data.num_workers)
-    metrics = evaluate_model(model, loader, dev, precision=cfg.train.precision, transform=transform)
-    return {"checkpoint": str(path), "task": cfg.data.task, "model": cfg.model.name, "split": split,
-            "epoch": int(ckpt.get("epoch", 0)), **metrics}
+    if noise is not None and noise.kind == "layer":
+        with layer_noise(model, noise):
+            metrics = evaluate_model(model, loader, dev, precision=cfg.train.precision, transform=transform)
+    else:
+        if noise is not None:
+            if transform is not None:
+                raise ValueError("give either transform or input-level noise, not both")
+            transform = InputNoise(noise)
+        metrics = evaluate_model(model, loader, dev, precision=cfg.train.precision, transform=transform)
+    out = {"checkpoint": str(path), "task": cfg.data.task, "model": cfg.model.name, "split": split,
+           "epoch": int(ckpt.get("epoch", 0)), **metrics}
+    if noise is not None:
+        out["noise"] = {"kind": noise.kind, "amplitude": noise.amplitude, "frequency": noise.frequency,
+                        "modes": list(noise.modes), "seed": noise.seed}
+    return out

@@ -87,8 +87,8 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
                                     progress=progress)
             sweep["rows"] += more["rows"]
         summary["models"][name] = {
-            "clean_acc": sweep["clean"]["acc"], "train_results": trained, "spikes": sweep["spikes"],
-            "rows": sweep["rows"], "n": sweep["n"],
+            "task": sweep["task"], "clean_acc": sweep["clean"]["acc"], "train_results": trained,
+            "spikes": sweep["spikes"], "rows": sweep["rows"], "n": sweep["n"],
         }
     summary["markdown"] = _robustness_markdown(summary, amplitudes)
     _atomic_write(out / "results.json", json.dumps(summary, indent=2) + "\n")
@@ -119,7 +119,7 @@ def _robustness_markdown(summary: dict[str, Any], amplitudes: Sequence[float]) -
     lines += ["", "Per-model sweeps (accuracy % by frequency and amplitude), with plots in each model's folder "
               "(`accuracy.png`, `layer_transfer.png`):", ""]
     for name, m in summary["models"].items():
-        table = {"model": name, "task": "", "split": "test", "n": m["n"], "kind": "layer",
+        table = {"model": name, "task": m["task"], "split": "test", "n": m["n"], "kind": "layer",
                 "clean": {"acc": m["clean_acc"]}, "spikes": m["spikes"], "rows": m["rows"]}
         lines += [f"## {name}", "", sweep_markdown(table), f"![accuracy]({name}/accuracy.png) "
                   f"![transfer]({name}/layer_transfer.png)", ""]
