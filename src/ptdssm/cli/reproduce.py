@@ -55,13 +55,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     summary = reproduce_robustness(args.out, config=args.config, models=args.models or ROBUSTNESS_MODELS,
                                    overrides=overrides, frequencies=args.frequencies, amplitudes=args.amplitudes,
                                    seed=args.seed, resume=not args.fresh, progress=not args.json)
-    if args.json:
-        json.dump({k: v for k, v in summary.items() if k != "markdown"}, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        print(summary["markdown"])
-        print(f"wrote {args.out}/report.md")
-    return 0
+    return _emit(summary, args)
 
 
 def run_numerics(args: argparse.Namespace) -> int:
@@ -71,6 +65,11 @@ def run_numerics(args: argparse.Namespace) -> int:
         if n < 1:
             raise ValueError(f"--n must be >= 1, got {n}")
     summary = reproduce_numerics(args.what, args.n, args.out, progress=not args.json)
+    return _emit(summary, args)
+
+
+def _emit(summary: dict, args: argparse.Namespace) -> int:
+    """Print the report (Markdown) or, with ``--json``, the numbers as one JSON document."""
     if args.json:
         json.dump({k: v for k, v in summary.items() if k != "markdown"}, sys.stdout)
         sys.stdout.write("\n")

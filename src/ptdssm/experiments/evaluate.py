@@ -22,8 +22,8 @@ from ..data import build_task, collate
 from ..data.noise import InputNoise, NoiseSpec, layer_noise
 from ..models import build_model
 
-__all__ = ["ShardSampler", "evaluate_checkpoint", "evaluate_model", "load_checkpoint", "make_eval_loader",
-           "model_inputs"]
+__all__ = ["ShardSampler", "evaluate_checkpoint", "evaluate_model", "evaluate_with_noise", "load_checkpoint",
+           "make_eval_loader", "model_inputs", "prepare_checkpoint"]
 
 InputTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -119,6 +119,42 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model, cfg, ckpt
 
 
+def prepare_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
+                       batch_size: int | None = None, device: str = "auto",
+                       subset: int | None = None) -> tuple[nn.Module, Config, dict, DataLoader, torch.device]:
+    """Load a checkpoint's model and a loader over one split of its task (a seeded ``subset`` of it if given).
+
+    Returns:
+        ``(model in eval mode, resolved config, raw checkpoint, loader, device)``.
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r}; expected train, val or test")
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    model, cfg, ckpt = load_checkpoint(path, dev)
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    if subset is not None:
+        setattr(cfg.data, f"{split}_subset", subset)
+    data = build_task(cfg.data)
+    bs = batch_size or cfg.data.eval_batch_size or cfg.data.batch_size
+    return model, cfg, ckpt, make_eval_loader(getattr(data, split), bs, cfg.data.num_workers), dev
+
+
+def evaluate_with_noise(model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device,
+                        noise: NoiseSpec | None, *, precision: str = "fp32",
+                        transform: InputTransform | None = None) -> dict[str, float]:
+    """:func:`evaluate_model` under ``noise``: layer-level noise through hooks at every SSM layer's input (removed
+    afterwards), input-level noise added to ``x``; ``None`` evaluates clean."""
+    if noise is not None and noise.kind == "layer":
+        with layer_noise(model, noise):
+            return evaluate_model(model, loader, device, precision=precision, transform=transform)
+    if noise is not None:
+        if transform is not None:
+            raise ValueError("give either transform or input-level noise, not both")
+        transform = InputNoise(noise)
+    return evaluate_model(model, loader, device, precision=precision, transform=transform)
+
+
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
                         batch_size: int | None = None, device: str = "auto",
                         transform: InputTransform | None = None, noise: NoiseSpec | None = None) -> dict[str, Any]:
@@ -135,26 +171,11 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
             hooks at every SSM layer's input, input-level noise to ``x``. The model is left unchanged.
 
     Returns:
-        ``{"checkpoint", "task", "model", "split", "epoch", "loss", "acc", "n"}``.
+        ``{"checkpoint", "task", "model", "split", "epoch", "loss", "acc", "n"}`` (and ``"noise"`` if given).
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"unknown split {split!r}; expected train, val or test")
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    model, cfg, ckpt = load_checkpoint(path, dev)
-    if data_dir is not None:
-        cfg.data.data_dir = data_dir
-    data = build_task(cfg.data)
-    bs = batch_size or cfg.data.eval_batch_size or cfg.data.batch_size
-    loader = make_eval_loader(getattr(data, split), bs, cfg.data.num_workers)
-    if noise is not None and noise.kind == "layer":
-        with layer_noise(model, noise):
-            metrics = evaluate_model(model, loader, dev, precision=cfg.train.precision, transform=transform)
-    else:
-        if noise is not None:
-            if transform is not None:
-                raise ValueError("give either transform or input-level noise, not both")
-            transform = InputNoise(noise)
-        metrics = evaluate_model(model, loader, dev, precision=cfg.train.precision, transform=transform)
+    model, cfg, ckpt, loader, dev = prepare_checkpoint(path, split=split, data_dir=data_dir,
+                                                       batch_size=batch_size, device=device)
+    metrics = evaluate_with_noise(model, loader, dev, noise, precision=cfg.train.precision, transform=transform)
     out = {"checkpoint": str(path), "task": cfg.data.task, "model": cfg.model.name, "split": split,
            "epoch": int(ckpt.get("epoch", 0)), **metrics}
     if noise is not None:

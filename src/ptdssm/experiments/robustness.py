@@ -20,11 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import build_task
-from ..data.noise import PAPER_FREQUENCY, InputNoise, NoiseSpec, layer_noise
-from .evaluate import evaluate_model, load_checkpoint, make_eval_loader
+from ..data.noise import PAPER_FREQUENCY, NoiseSpec
+from .evaluate import evaluate_with_noise, prepare_checkpoint
 
-__all__ = ["DEFAULT_AMPLITUDES", "evaluate_with_noise", "layer_frequency_response", "spike_frequencies",
+__all__ = ["DEFAULT_AMPLITUDES", "layer_frequency_response", "spike_frequencies",
            "default_frequencies", "robustness_sweep", "write_sweep_report"]
 
 DEFAULT_AMPLITUDES = (0.05, 0.1, 0.2)
@@ -79,17 +78,6 @@ def layer_frequency_response(layer: nn.Module, length: int) -> tuple[np.ndarray,
     return theta[None, :] / dt[:, None], mag
 
 
-def evaluate_with_noise(model: nn.Module, loader: Any, device: torch.device, spec: NoiseSpec | None,
-                        precision: str = "fp32") -> dict[str, float]:
-    """Accuracy and loss of ``model`` on ``loader`` with the noise ``spec`` (``None``: clean)."""
-    if spec is None:
-        return evaluate_model(model, loader, device, precision=precision)
-    if spec.kind == "layer":
-        with layer_noise(model, spec):
-            return evaluate_model(model, loader, device, precision=precision)
-    return evaluate_model(model, loader, device, precision=precision, transform=InputNoise(spec))
-
-
 def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
                      frequencies: Sequence[float] | None = None, amplitudes: Sequence[float] | None = None,
                      split: str = "test", data_dir: str | None = None, batch_size: int | None = None,
@@ -104,18 +92,10 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         ``{"checkpoint", "task", "model", "split", "n", "kind", "clean": {...}, "spikes": [...], "rows": [...]}``
         where each row is ``{"frequency", "amplitude", "acc", "loss"}``.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"unknown split {split!r}; expected train, val or test")
     if kind not in ("layer", "sinusoid", "gaussian"):
         raise ValueError(f"unknown noise kind {kind!r} for a sweep; expected layer, sinusoid or gaussian")
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    model, cfg, ckpt = load_checkpoint(checkpoint, dev)
-    if data_dir is not None:
-        cfg.data.data_dir = data_dir
-    if subset is not None:
-        setattr(cfg.data, f"{split}_subset", subset)
-    data = build_task(cfg.data)
-    loader = make_eval_loader(getattr(data, split), batch_size or cfg.data.eval_batch_size or cfg.data.batch_size)
+    model, cfg, ckpt, loader, dev = prepare_checkpoint(checkpoint, split=split, data_dir=data_dir,
+                                                       batch_size=batch_size, device=device, subset=subset)
     amps = list(amplitudes) if amplitudes is not None else list(DEFAULT_AMPLITUDES)
     if kind == "gaussian":
         freqs: list[float | None] = [None]
@@ -131,14 +111,14 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(settings) + 1, desc="robustness", leave=False)
-    clean = evaluate_with_noise(model, loader, dev, None, cfg.train.precision)
+    clean = evaluate_with_noise(model, loader, dev, None, precision=cfg.train.precision)
     rows = []
     for f, a in settings:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(w=f, a=a)
         spec = NoiseSpec(kind, amplitude=a, frequency=f, seed=seed)
-        m = evaluate_with_noise(model, loader, dev, spec, cfg.train.precision)
+        m = evaluate_with_noise(model, loader, dev, spec, precision=cfg.train.precision)
         rows.append({"frequency": f, "amplitude": a, "acc": m["acc"], "loss": m["loss"]})
     if bar is not None:
         bar.update(1)

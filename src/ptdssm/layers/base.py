@@ -123,6 +123,11 @@ class SSMLayer(nn.Module):
             re = a.clamp(max=CLIP_MAX)
         return torch.complex(re, self.A_im.to(rd))
 
+    def _channels(self, t: torch.Tensor) -> torch.Tensor:
+        """Tile an ``(n_ssm, ...)`` tensor of per-copy SSM parameters to ``(H, ...)`` (channels share copies)."""
+        r = self.d_model // t.shape[0]
+        return t if r == 1 else t.repeat(r, *([1] * (t.dim() - 1)))
+
     def step_sizes(self) -> torch.Tensor:
         """Current step sizes ``dt = exp(log_dt)`` (S4/S4D: ``(H,)`` per channel; S5: ``(m,)`` per state)."""
         return torch.exp(self.log_dt.to(self._real_dtype()))

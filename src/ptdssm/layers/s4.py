@@ -83,10 +83,6 @@ class S4(SSMLayer):
         self._register_complex("C", torch.randn(ch, H, m, dtype=torch.complex128), ssm=False)
         self._register_log_dt(H)
 
-    def _channels(self, t: torch.Tensor) -> torch.Tensor:
-        r = self.d_model // t.shape[0]
-        return t if r == 1 else t.repeat(r, *([1] * (t.dim() - 1)))
-
     def eigenvalues(self) -> torch.Tensor:
         """Diagonal part ``Lambda (n_ssm, m)`` of the DPLR matrix (its eigenvalues differ; see :meth:`dense_A`)."""
         return self._lambda().detach()

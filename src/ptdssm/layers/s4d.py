@@ -74,11 +74,6 @@ class S4D(SSMLayer):
         self._register_complex("C", torch.randn(ch, H, m, dtype=torch.complex128), ssm=False)
         self._register_log_dt(H)
 
-    def _channels(self, t: torch.Tensor) -> torch.Tensor:
-        """Tile an ``(n_ssm, ...)`` tensor to ``(H, ...)``."""
-        r = self.d_model // t.shape[0]
-        return t if r == 1 else t.repeat(r, *([1] * (t.dim() - 1)))
-
     def eigenvalues(self) -> torch.Tensor:
         """Continuous eigenvalues ``(n_ssm, m)`` currently used."""
         return self._lambda().detach()
