@@ -23,8 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--test-subset", type=int, metavar="N", help="budget: test examples")
     r.add_argument("--d-model", type=int, metavar="H", help="width H (default 128, the paper's)")
     r.add_argument("--data-dir", metavar="D", help="data folder (CIFAR-10 for scifar-paper)")
-    r.add_argument("--frequencies", type=float, nargs="+", metavar="W", help="sweep frequencies")
-    r.add_argument("--amplitudes", type=float, nargs="+", default=[0.05, 0.1, 0.2], metavar="A")
+    r.add_argument("--frequencies", type=float, nargs="+", metavar="W",
+                   help="sweep frequencies (default: 100, the paper's 325.4 and the S4D spike of the state size)")
+    r.add_argument("--amplitudes", type=float, nargs="+", default=[0.1, 0.5, 1.0], metavar="A",
+                   help="noise amplitudes (default 0.1, the paper's, 0.5 and 1.0)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     r.add_argument("--fresh", action="store_true", help="retrain even if a finished run exists in --out")

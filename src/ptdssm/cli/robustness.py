@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="layer: the paper's a U cos(w dt_c k) at every SSM layer input (w continuous); sinusoid: "
                         "added to the input (w in radians per sample); gaussian: white-noise control")
     p.add_argument("--frequencies", type=float, nargs="+", metavar="W", help="frequencies (default: a grid)")
-    p.add_argument("--amplitudes", type=float, nargs="+", metavar="A", help="amplitudes (default 0.05 0.1 0.2)")
+    p.add_argument("--amplitudes", type=float, nargs="+", metavar="A", help="amplitudes (default 0.1 0.5 1.0)")
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
     p.add_argument("--subset", type=int, metavar="N", help="evaluate a seeded subset of N examples")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_config
-from ..data.noise import PAPER_FREQUENCY
+from ..data.noise import PAPER_FREQUENCY, s4d_spike_frequency
 from .robustness import _atomic_write, robustness_sweep, sweep_markdown, write_sweep_report
 
 __all__ = ["ROBUSTNESS_MODELS", "apply_budget", "reproduce_numerics", "reproduce_robustness", "robustness_config"]
+
+DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)
+CONTROL_FREQUENCY = 100.0  # far below the spikes: a frequency every model should pass the same way
 
 #: The compared models, in the order of the report: each baseline next to its PTD variant.
 ROBUSTNESS_MODELS = ("s4d", "s4-ptd", "s5", "s5-ptd")
@@ -43,7 +46,7 @@ def robustness_config(name: str = "fashion-mnist-cpu") -> Path:
 
 def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness", *, config: str = "fashion-mnist-cpu",
                          models: Sequence[str] = ROBUSTNESS_MODELS, overrides: Sequence[str] = (),
-                         frequencies: Sequence[float] | None = None, amplitudes: Sequence[float] = (0.05, 0.1, 0.2),
+                         frequencies: Sequence[float] | None = None, amplitudes: Sequence[float] = DEFAULT_AMPLITUDES,
                          seed: int = 0, resume: bool = True, progress: bool = True) -> dict[str, Any]:
     """Train and evaluate the compared models; write ``report.md`` and ``results.json`` to ``out_dir``.
 
@@ -52,8 +55,9 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
         config: packaged robustness config name or a YAML file.
         models: which of :data:`ROBUSTNESS_MODELS` to compare.
         overrides: ``key=value`` config overrides applied to every model (budget flags land here).
-        frequencies: layer-noise frequencies of the sweep (default: the sweep's default grid per model).
-        amplitudes: layer-noise amplitudes of the sweep.
+        frequencies: layer-noise frequencies of the sweep (default: the control ``w = 100``, the paper's 325.4 and
+            the S4D-LegS spike of the configured state size, e.g. 1303.3 for ``d_state = 64``).
+        amplitudes: layer-noise amplitudes of the sweep (default 0.1, the paper's, and 0.5, 1.0).
         seed: training seed (the same for every model) and noise seed.
         resume: reuse a finished run of a model (its ``results.json``) or continue an interrupted one.
         progress: progress bars on stderr.
@@ -67,29 +71,27 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     out = Path(out_dir)
     base = robustness_config(config)
     summary: dict[str, Any] = {"config": str(base), "overrides": list(overrides), "seed": seed, "models": {}}
+    spike = None
     for name in models:
         run_dir = out / "runs" / name
         cfg = load_config(base, [*overrides, f"model.name={name}", f"train.seed={seed}", f"train.out={run_dir}",
                                  f"train.progress={str(progress).lower()}"])
+        # Every model is probed at the spike of S4D-LegS with the same state size per block: that is where the
+        # diagonal (S4D/S5) initialisation has its resonance and where PTD should not.
+        spike = s4d_spike_frequency(cfg.model.d_state // (cfg.model.blocks or 1))
+        freqs = list(frequencies) if frequencies is not None else [CONTROL_FREQUENCY, PAPER_FREQUENCY, spike]
         done = run_dir / "results.json"
         if not (resume and done.is_file()):
             train(cfg, resume=resume and (run_dir / "checkpoints" / "last.pt").is_file())
         trained = json.loads(done.read_text())
-        ckpt = run_dir / "checkpoints" / "best.pt"
-        sweep = robustness_sweep(ckpt, kind="layer", frequencies=frequencies, amplitudes=amplitudes, seed=seed,
-                                 progress=progress)
+        sweep = robustness_sweep(run_dir / "checkpoints" / "best.pt", kind="layer", frequencies=freqs,
+                                 amplitudes=amplitudes, seed=seed, progress=progress)
         write_sweep_report(sweep, out / name)
-        own_spike = sweep["spikes"][0] if sweep["spikes"] else None
-        extra = [f for f in (PAPER_FREQUENCY, own_spike) if f is not None and f not in
-                 {r["frequency"] for r in sweep["rows"]}]
-        if extra:  # the headline frequencies must be in the table even with a custom grid
-            more = robustness_sweep(ckpt, kind="layer", frequencies=extra, amplitudes=amplitudes, seed=seed,
-                                    progress=progress)
-            sweep["rows"] += more["rows"]
         summary["models"][name] = {
             "task": sweep["task"], "clean_acc": sweep["clean"]["acc"], "train_results": trained,
             "spikes": sweep["spikes"], "rows": sweep["rows"], "n": sweep["n"],
         }
+    summary["spike_frequency"] = spike
     summary["markdown"] = _robustness_markdown(summary, amplitudes)
     _atomic_write(out / "results.json", json.dumps(summary, indent=2) + "\n")
     _atomic_write(out / "report.md", summary["markdown"])
@@ -104,18 +106,21 @@ def _acc_at(rows: list[dict[str, Any]], f: float | None, a: float) -> float | No
 
 
 def _robustness_markdown(summary: dict[str, Any], amplitudes: Sequence[float]) -> str:
-    a = 0.1 if 0.1 in amplitudes else max(amplitudes)
+    spike = summary["spike_frequency"]
+    fmt = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731
     lines = ["# Robustness to Fourier-mode noise", "",
              f"Config `{summary['config']}`, overrides `{' '.join(summary['overrides']) or '-'}`, seed "
              f"{summary['seed']}. Test accuracy (%) clean and under the paper's layer-level noise "
-             f"`{a:g} U cos(w dt_c k)` at every SSM layer's input.", "",
-             f"| model | clean | w = {PAPER_FREQUENCY:g} | own spike w | at own spike |", "|---|---|---|---|---|"]
-    for name, m in summary["models"].items():
-        spike = m["spikes"][0] if m["spikes"] else None
-        paper, own = _acc_at(m["rows"], PAPER_FREQUENCY, a), _acc_at(m["rows"], spike, a)
-        fmt = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731
-        lines.append(f"| {name} | {fmt(m['clean_acc'])} | {fmt(paper)} | {'-' if spike is None else f'{spike:g}'} "
-                     f"| {fmt(own)} |")
+             "`a U cos(w dt_c k)` added at every SSM layer's input (same noise seed for every model).", ""]
+    for title, w in ((f"At the S4D-LegS spike w = {spike:g} of this state size", spike),
+                     (f"At the paper's w = {PAPER_FREQUENCY:g}", PAPER_FREQUENCY),
+                     (f"Off-spike control w = {CONTROL_FREQUENCY:g}", CONTROL_FREQUENCY)):
+        lines += [f"**{title}**", "", "| model | clean | " + " | ".join(f"a = {a:g}" for a in amplitudes) + " |",
+                  "|---|---|" + "---|" * len(amplitudes)]
+        for name, m in summary["models"].items():
+            lines.append(f"| {name} | {fmt(m['clean_acc'])} | "
+                         + " | ".join(fmt(_acc_at(m["rows"], w, a)) for a in amplitudes) + " |")
+        lines.append("")
     lines += ["", "Per-model sweeps (accuracy % by frequency and amplitude), with plots in each model's folder "
               "(`accuracy.png`, `layer_transfer.png`):", ""]
     for name, m in summary["models"].items():

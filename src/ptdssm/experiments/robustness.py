@@ -26,7 +26,7 @@ from .evaluate import evaluate_with_noise, prepare_checkpoint
 __all__ = ["DEFAULT_AMPLITUDES", "layer_frequency_response", "spike_frequencies",
            "default_frequencies", "robustness_sweep", "write_sweep_report"]
 
-DEFAULT_AMPLITUDES = (0.05, 0.1, 0.2)
+DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)  # the paper's 0.1, and where a 3-epoch model starts to break
 _BASE_FREQUENCIES = (10.0, 30.0, 100.0, 1000.0, 3000.0)
 
 
