@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -348,9 +346,7 @@ def test_torch_compile_graph_capture(cls):
 
 @pytest.mark.slow
 def test_torch_compile_inductor_s4d_tiny():
-    t0 = time.perf_counter()
     _compile_check(make(S4D, H=4), "inductor")
-    assert time.perf_counter() - t0 < 120
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
