@@ -97,6 +97,15 @@ class SSMLayer(nn.Module):
         self._register("A_re", raw, trainable=not self.freeze_A)
         self._register("A_im", Lambda.imag.to(torch.float64), trainable=not self.freeze_A)
 
+    def _register_channel_io(self, B: torch.Tensor) -> None:
+        """Single-input-per-channel layers (S4, S4D): ``B (n_ssm, m)`` (an SSM parameter unless ``freeze_B``),
+        ``C (ch, H, m)`` complex normal with ``E|C|^2 = 1`` (``ch = 2`` when bidirectional; trained at the global
+        rate) and one step size per channel."""
+        self._register_complex("B", B, trainable=not self.freeze_B)
+        ch = 2 if self.bidirectional else 1
+        self._register_complex("C", torch.randn(ch, self.d_model, B.shape[-1], dtype=torch.complex128), ssm=False)
+        self._register_log_dt(self.d_model)
+
     def _register_log_dt(self, n: int) -> None:
         """``n`` step sizes, log-uniform in ``[dt_min, dt_max]``."""
         u = torch.rand(n, dtype=torch.float64)

@@ -78,10 +78,7 @@ class S4(SSMLayer):
         self._register_lambda(torch.as_tensor(si.Lambda).expand(self.n_ssm, m))
         P = torch.as_tensor(si.P)[0] / math.sqrt(self.rank)
         self._register_complex("P", P.expand(self.n_ssm, self.rank, m), trainable=not freeze_A)
-        self._register_complex("B", torch.as_tensor(si.B).expand(self.n_ssm, m), trainable=not freeze_B)
-        ch = 2 if self.bidirectional else 1
-        self._register_complex("C", torch.randn(ch, H, m, dtype=torch.complex128), ssm=False)
-        self._register_log_dt(H)
+        self._register_channel_io(torch.as_tensor(si.B).expand(self.n_ssm, m))
 
     def eigenvalues(self) -> torch.Tensor:
         """Diagonal part ``Lambda (n_ssm, m)`` of the DPLR matrix (its eigenvalues differ; see :meth:`dense_A`)."""

@@ -68,11 +68,7 @@ class S4D(SSMLayer):
         m = self.n_modes = si.n_modes
         Lambda = torch.as_tensor(si.Lambda).expand(self.n_ssm, m)
         self._register_lambda(Lambda)
-        self._register_complex("B", torch.as_tensor(si.B).expand(self.n_ssm, m), trainable=not freeze_B)
-        ch = 2 if self.bidirectional else 1
-        # C ~ complex normal with E|C|^2 = 1 (as the s4 code base).
-        self._register_complex("C", torch.randn(ch, H, m, dtype=torch.complex128), ssm=False)
-        self._register_log_dt(H)
+        self._register_channel_io(torch.as_tensor(si.B).expand(self.n_ssm, m))
 
     def eigenvalues(self) -> torch.Tensor:
         """Continuous eigenvalues ``(n_ssm, m)`` currently used."""
