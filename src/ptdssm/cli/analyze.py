@@ -18,7 +18,13 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from .._checks import check_positive_float, check_positive_int
-from ..experiments.numerics import FLOAT64_EIG_SATURATION, conditioning_row, finite_or_none, transfer_rows
+from ..experiments.numerics import (
+    FLOAT64_EIG_SATURATION,
+    conditioning_row,
+    conditioning_series,
+    finite_or_none,
+    transfer_rows,
+)
 
 # ------------------------------------------------------------------------------------------------------------
 # argument handling
@@ -126,12 +132,7 @@ def _cmd_conditioning(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plots import plot_conditioning
 
-        exact = [r["kappa_exact"] if r["kappa_exact"] is not None else float("nan") for r in rows]
-        plot_conditioning(ns, {
-            "exact eig of $A_H$ (float64)": exact,
-            "PTD (optimized $E$)": [r["kappa_ptd"] for r in rows],
-            "random $E$, same $\\|E\\|$ (median)": [r["kappa_random_median"] for r in rows],
-        }, args.plot)
+        plot_conditioning(ns, conditioning_series(rows), args.plot)
         plot = str(args.plot)
     note = ("kappa_exact comes from float64 eig, which cannot resolve kappa above"
             f" ~{FLOAT64_EIG_SATURATION:.0e}"

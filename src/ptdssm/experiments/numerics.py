@@ -14,7 +14,8 @@ import numpy as np
 
 from ..theory.transfer import PaperSystems
 
-__all__ = ["FLOAT64_EIG_SATURATION", "conditioning_row", "eigenvector_condition", "finite_or_none",
+__all__ = ["FLOAT64_EIG_SATURATION", "conditioning_row", "conditioning_series", "eigenvector_condition",
+           "finite_or_none", "random_kappas",
            "kappa_vs_perturbation", "transfer_rows"]
 
 FLOAT64_EIG_SATURATION = 1e15  # kappa above ~1/eps(float64) = 4.5e15 is not resolved by a float64 eig
@@ -67,6 +68,24 @@ def eigenvector_condition(A: np.ndarray) -> float:
     return float(s[0] / s[-1]) if s[-1] > 0 else math.inf
 
 
+def random_kappas(A: np.ndarray, epsilon: float, trials: int) -> np.ndarray:
+    """kappa of ``A + E`` for ``trials`` Gaussian ``E`` (seeds ``0..trials-1``) with ``||E||_2 = epsilon ||A||_2``,
+    diagonalized as is: no stability fix, which would change ``||E||`` (the question is only how well-conditioned a
+    random perturbation of that size makes ``V``)."""
+    from ..theory.ptd import random_perturbation
+
+    return np.array([eigenvector_condition(A + random_perturbation(A, epsilon, t)) for t in range(trials)])
+
+
+def conditioning_series(rows: Sequence[dict]) -> dict[str, list[float]]:
+    """The curves of the kappa-vs-n figure from :func:`conditioning_row` rows (``NaN`` where kappa is infinite)."""
+    return {
+        "exact eig of $A_H$ (float64)": [math.nan if r["kappa_exact"] is None else r["kappa_exact"] for r in rows],
+        "PTD (optimized $E$)": [r["kappa_ptd"] for r in rows],
+        "random $E$, same $\\|E\\|$ (median)": [r["kappa_random_median"] for r in rows],
+    }
+
+
 def conditioning_row(n: int, *, gamma: float, ptd_seed: int, trials: int) -> dict:
     """kappa of the float64 eigendecomposition of ``A_H`` vs PTD vs random Gaussian ``E`` of PTD's size.
 
@@ -81,16 +100,7 @@ def conditioning_row(n: int, *, gamma: float, ptd_seed: int, trials: int) -> dic
     kappa_exact = eigenvector_condition(A)
     ptd = perturb_then_diagonalize(n=n, gamma=gamma, seed=ptd_seed)
     eps = ptd.relative_perturbation
-    # Random baseline: Gaussian E scaled to exactly PTD's ||E||_2, diagonalized as is (no stability fix, which
-    # would change ||E||): the question is only how well-conditioned a perturbation of that size makes V.
-    norm_A = np.linalg.norm(A, 2)
-    k_rnd, size_rnd = [], []
-    for t in range(trials):
-        G = np.random.default_rng(t).standard_normal(A.shape)
-        E = G * (eps * norm_A / np.linalg.norm(G, 2))
-        k_rnd.append(eigenvector_condition(A + E))
-        size_rnd.append(np.linalg.norm(E, 2) / norm_A)
-    k_rnd = np.array(k_rnd)
+    k_rnd = random_kappas(A, eps, trials)
     return {
         "n": n,
         "kappa_exact": finite_or_none(kappa_exact),
@@ -100,7 +110,7 @@ def conditioning_row(n: int, *, gamma: float, ptd_seed: int, trials: int) -> dic
         "kappa_random_median": float(np.median(k_rnd)),
         "kappa_random_min": float(k_rnd.min()),
         "kappa_random_max": float(k_rnd.max()),
-        "relative_perturbation_random": float(np.mean(size_rnd)),
+        "relative_perturbation_random": eps,  # exactly PTD's, by construction
         "kappa_random_over_ptd": float(np.median(k_rnd) / ptd.kappa),
         "max_real_ptd": ptd.diagnostics["max_real"],
     }
@@ -119,17 +129,13 @@ def kappa_vs_perturbation(n: int = 32, *, gammas: Sequence[float] = (25.0, 50.0,
     from ..theory.ptd import perturb_then_diagonalize
 
     A, _ = hippo_legs(n)
-    norm_A = np.linalg.norm(A, 2)
     optimized = []
     for g in gammas:
         res = perturb_then_diagonalize(n=n, gamma=g)
         optimized.append({"gamma": g, "relative_perturbation": res.relative_perturbation, "kappa": res.kappa})
     random = []
     for eps in epsilons:
-        ks = []
-        for t in range(trials):
-            G = np.random.default_rng(t).standard_normal(A.shape)
-            ks.append(eigenvector_condition(A + G * (eps * norm_A / np.linalg.norm(G, 2))))
+        ks = random_kappas(A, eps, trials)
         random.append({"epsilon": eps, "kappa_median": float(np.median(ks)), "kappa_min": float(np.min(ks)),
                        "kappa_max": float(np.max(ks))})
     return {"n": n, "optimized": optimized, "random": random}

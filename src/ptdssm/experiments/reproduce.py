@@ -156,7 +156,7 @@ def reproduce_numerics(what: str, ns: Sequence[int], out_dir: str | os.PathLike[
     Writes ``report.md``, ``results.json`` and PNG figures to ``out_dir``.
     """
     from .. import plots as P
-    from .numerics import conditioning_row, kappa_vs_perturbation, transfer_rows
+    from .numerics import conditioning_row, conditioning_series, kappa_vs_perturbation, transfer_rows
 
     if what not in ("transfer", "conditioning"):
         raise ValueError(f"unknown reproduction {what!r}; expected transfer or conditioning")
@@ -185,11 +185,7 @@ def reproduce_numerics(what: str, ns: Sequence[int], out_dir: str | os.PathLike[
     else:
         rows = [conditioning_row(n, gamma=100.0, ptd_seed=0, trials=5) for n in it]
         sweep = kappa_vs_perturbation(32)
-        exact = [r["kappa_exact"] if r["kappa_exact"] is not None else float("nan") for r in rows]
-        figs = [P.save_figure(P.plot_conditioning(ns, {
-                    "exact eig of $A_H$ (float64)": exact, "PTD (optimized $E$)": [r["kappa_ptd"] for r in rows],
-                    "random $E$, same $\\|E\\|$ (median)": [r["kappa_random_median"] for r in rows]}),
-                    out / "kappa_vs_n.png"),
+        figs = [P.save_figure(P.plot_conditioning(ns, conditioning_series(rows)), out / "kappa_vs_n.png"),
                 P.save_figure(P.plot_kappa_vs_perturbation(sweep), out / "kappa_vs_perturbation.png")]
         lines = ["# Eigenvector conditioning: exact vs PTD vs random perturbation", "",
                  "| n | kappa exact eig (float64) | kappa PTD | E/A PTD | kappa random (median, same E) |",

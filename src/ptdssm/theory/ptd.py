@@ -45,7 +45,7 @@ import numpy as np
 from .._checks import check_choice, check_positive_float, check_positive_int, check_square_matrix
 from .hippo import hippo_legs
 
-__all__ = ["PTDResult", "perturb_then_diagonalize", "ptd_cache_dir", "decomposition_diagnostics"]
+__all__ = ["PTDResult", "decomposition_diagnostics", "perturb_then_diagonalize", "ptd_cache_dir", "random_perturbation"]
 
 # Bump when the algorithm changes, so that stale cache entries are never reused.
 _ALGORITHM_VERSION = 3
@@ -181,7 +181,8 @@ def _optimize_perturbation(A: np.ndarray, gamma: float, seed: int, max_iter: int
     return best.numpy().copy(), it
 
 
-def _random_perturbation(A: np.ndarray, epsilon: float, seed: int) -> np.ndarray:
+def random_perturbation(A: np.ndarray, epsilon: float, seed: int) -> np.ndarray:
+    """Gaussian ``E`` of the shape of ``A`` scaled to ``||E||_2 = epsilon ||A||_2`` (the paper's random baseline)."""
     G = np.random.default_rng(seed).standard_normal(A.shape)
     return G * (epsilon * np.linalg.norm(A, 2) / np.linalg.norm(G, 2))
 
@@ -313,7 +314,7 @@ def perturb_then_diagonalize(
         with _torch_single_thread():
             E, iterations = _optimize_perturbation(A, gamma, seed, max_iter, lr, progress)
     else:
-        E, iterations = _random_perturbation(A, epsilon, seed), 0
+        E, iterations = random_perturbation(A, epsilon, seed), 0
     eigenvalues, V, V_inv, E, moved = _diagonalize(A, E, stability)
     diagnostics = decomposition_diagnostics(A, E, eigenvalues, V, V_inv)
     diagnostics.update(params, stability_moved=moved, iterations=iterations,

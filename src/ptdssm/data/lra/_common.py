@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from ..base import seeded_subset
 
 __all__ = [
+    "parse_label",
     "SPECIALS",
     "CharEncoder",
     "PairTokenDataset",
@@ -31,6 +32,18 @@ __all__ = [
 #: Special tokens, in id order (S4's convention): padding 0, unknown 1, end of sequence 2.
 SPECIALS = ("<pad>", "<unk>", "<eos>")
 PAD, UNK, EOS = 0, 1, 2
+
+
+def parse_label(text: str, valid: Sequence[int], where: str, field: str = "label") -> int:
+    """An integer class label from a release file (``"1"``, ``"1.0"``), or a ``ValueError`` naming ``where`` (file
+    and line) and the field."""
+    try:
+        y = int(float(text))
+    except ValueError:
+        raise ValueError(f"{where}: {field} {text[:20]!r} is not a number") from None
+    if y not in valid:
+        raise ValueError(f"{where}: {field} {y} is not in {min(valid)}..{max(valid)}")
+    return y
 
 
 def get_options(cfg: Any, task: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 from ..base import TaskData, TaskInfo
 from ..registry import register_task
 from ._cache import cache_dir, cache_key, cached_arrays
-from ._common import EOS, TokenDataset, Vocab, apply_subsets, get_options, pack, smallest_uint
+from ._common import EOS, TokenDataset, Vocab, apply_subsets, get_options, pack, parse_label, smallest_uint
 from ._find import DataNotFoundError, data_root, find_leaf
 
 __all__ = ["listops_tokens", "load_listops_folder", "read_listops_tsv"]
@@ -65,12 +65,7 @@ def read_listops_tsv(path: str | Path) -> tuple[list[str], np.ndarray]:
         if len(row) != 2:
             raise ValueError(f"{path}: line {line_no}: expected 2 tab-separated fields (Source, Target), "
                              f"got {len(row)}")
-        try:
-            y = int(float(row[1]))
-        except ValueError:
-            raise ValueError(f"{path}: line {line_no}: Target {row[1]!r} is not an integer") from None
-        if not 0 <= y <= 9:
-            raise ValueError(f"{path}: line {line_no}: Target {y} is not in 0..9")
+        y = parse_label(row[1], range(10), f"{path}: line {line_no}", "Target")
         sources.append(row[0])
         targets.append(y)
     return sources, np.asarray(targets, dtype=np.int64)

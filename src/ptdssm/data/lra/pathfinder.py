@@ -34,7 +34,7 @@ from PIL import Image
 from ..base import TaskData, TaskInfo
 from ..registry import register_task
 from ._cache import cached_arrays
-from ._common import apply_subsets, get_options, random_split_indices
+from ._common import apply_subsets, get_options, parse_label, random_split_indices
 from ._find import DataNotFoundError, data_root, find_leaf
 from .image import PixelDataset
 
@@ -84,12 +84,7 @@ def read_pathfinder_folder(folder: str | Path, resolution: int) -> dict[str, Any
     entries: list[tuple[Path, int]] = []
     for mf in numeric:
         for line_no, row in enumerate(read_metadata_file(mf), start=1):
-            try:
-                label = int(float(row[3]))
-            except ValueError:
-                raise ValueError(f"{mf}: row {line_no}: label {row[3]!r} is not a number") from None
-            if label not in (0, 1):
-                raise ValueError(f"{mf}: row {line_no}: label {label} is not 0 or 1")
+            label = parse_label(row[3], (0, 1), f"{mf}: row {line_no}")
             entries.append((folder / row[0] / row[1], label))
     missing = [p for p, _ in entries if not p.is_file()]
     if missing:

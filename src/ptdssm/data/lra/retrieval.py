@@ -30,6 +30,7 @@ from ._common import (
     encode_documents,
     get_options,
     pack,
+    parse_label,
     smallest_uint,
     text_vocab_size,
 )
@@ -59,12 +60,7 @@ def read_aan_tsv(path: str | Path) -> tuple[np.ndarray, list[str], list[str], li
             if len(row) != 5:
                 raise ValueError(f"{path}: line {line_no}: expected 5 tab-separated fields (label, id1, id2, text1, "
                                  f"text2), got {len(row)}")
-            try:
-                y = int(float(row[0]))
-            except ValueError:
-                raise ValueError(f"{path}: line {line_no}: label {row[0][:20]!r} is not a number") from None
-            if y not in (0, 1):
-                raise ValueError(f"{path}: line {line_no}: label {y} is not 0 or 1")
+            y = parse_label(row[0], (0, 1), f"{path}: line {line_no}")
             labels.append(y)
             ids.append((row[1], row[2]))
             t1.append(row[3])
