@@ -1,4 +1,4 @@
-"""Benchmark the SSM layers against the FFT floor (same as ``ptdssm bench layers``).
+"""Benchmark the registered sequence families against the FFT floor (same as ``ptdssm bench layers``).
 
     python benchmarks/layers.py [--layers s4d s5 ...] [--lengths 1024 4096 16384] [--json]
 """

@@ -1,8 +1,11 @@
-"""ptdssm: robust state-space sequence models (S4, S4D, S5 and their perturb-then-diagonalize variants)."""
+"""ptdssm: robust state-space sequence models (S4, S4D, S5 and their perturb-then-diagonalize variants) in one house
+with every sequence family: one mixer contract (:class:`SequenceMixer`) and one family registry
+(:func:`register_family`)."""
 
 from . import optim
 from .config import Config, load_config
-from .layers import S4, S4D, S5
+from .data import register_task
+from .layers import LTISSM, S4, S4D, S5, SequenceMixer, family_names, register_family
 from .models import SequenceModel, build_model
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
@@ -23,6 +26,11 @@ __all__ = [
     "S4",
     "S4D",
     "S5",
+    "LTISSM",
+    "SequenceMixer",
+    "family_names",
+    "register_family",
+    "register_task",
     "Config",
     "SequenceModel",
     "build_model",

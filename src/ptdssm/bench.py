@@ -5,8 +5,17 @@ then a position-wise ``Linear(H, 2H)`` with GLU. The *FFT floor* is an ``rfft`` 
 ``(B, H, 2L)`` float32 tensor (the least any FFT-convolution layer must do), measured in the same run; every
 layer's time is reported as a ratio to it, which makes numbers comparable across machines.
 
+The layers are the registered families (:mod:`ptdssm.layers.registry`), built with ``init=family.init``,
+``family.defaults`` and ``family.bench`` (e.g. S5: ``d_state`` 256, ``blocks`` 4), so a family registered at run
+time (e.g. by a test file) can be benchmarked by name.
+
 Every case runs in its own subprocess, so that its peak resident memory (``ru_maxrss``) minus the memory after
-set-up is its own. Times are medians over repeats after a warm-up, with ``torch.set_num_threads(threads)``.
+set-up is its own. The subprocess imports the layer class by ``module`` and ``qualname`` (with the parent's
+``sys.path``) and builds it from the JSON-encoded kwargs, so it does not need the family to be registered there.
+A family whose class cannot be imported that way (defined in ``__main__`` or inside a function) or whose kwargs are
+not JSON-encodable runs in-process instead (its row gets ``"in_process": true``; peak memory then includes the
+parent's earlier allocations). Times are medians over repeats after a warm-up, with
+``torch.set_num_threads(threads)``.
 """
 
 from __future__ import annotations
@@ -21,16 +30,32 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["LAYERS", "run_benchmark", "run_case"]
+__all__ = ["bench_layers", "run_benchmark", "run_case"]
 
-#: name -> (class, kwargs); S5 uses P = 256 states as in the issue.
-LAYERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "s4d": ("S4D", {"d_state": 64, "init": "s4d-legs"}),
-    "s4-ptd": ("S4D", {"d_state": 64, "init": "ptd"}),
-    "s4": ("S4", {"d_state": 64}),
-    "s5": ("S5", {"d_state": 256, "init": "s5-legs", "blocks": 4}),
-    "s5-ptd": ("S5", {"d_state": 256, "init": "ptd", "blocks": 4}),
-}
+
+def bench_layers() -> dict[str, tuple[type, dict[str, Any]]]:
+    """``name -> (layer class, kwargs)`` for every registered family, read from the registry at call time."""
+    from .layers.registry import family_names, get_family
+
+    table = {}
+    for name in family_names():
+        fam = get_family(name)
+        kwargs = {**fam.defaults, **({"init": fam.init} if fam.init is not None else {}), **fam.bench}
+        table[name] = (fam.layer, kwargs)
+    return table
+
+
+def _importable(cls: type) -> bool:
+    return cls.__module__ != "__main__" and "<locals>" not in cls.__qualname__
+
+
+def _load_class(module: str, qualname: str) -> type:
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _rss_mib() -> float:
@@ -48,8 +73,10 @@ def _timeit(fn: Callable[[], None], repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def run_case(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads: int) -> dict[str, Any]:
-    """Time one (layer or ``floor``, length, mode) in this process. ``mode`` is ``fwd`` or ``fwdbwd``."""
+def run_case(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads: int,
+             layer: tuple[str, str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Time one (layer or ``floor``, length, mode) in this process. ``mode`` is ``fwd`` or ``fwdbwd``; ``layer`` is
+    ``(module, qualname, kwargs)`` of the layer class (default: the registered family ``name``)."""
     import torch
     from torch import nn
 
@@ -61,10 +88,11 @@ def run_case(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads
         def forward() -> torch.Tensor:
             return torch.fft.irfft(torch.fft.rfft(x), n=2 * L)
     else:
-        import ptdssm.layers as layers
-
-        cls_name, kwargs = LAYERS[name]
-        ssm = getattr(layers, cls_name)(H, **kwargs)
+        if layer is None:
+            cls, kwargs = bench_layers()[name]
+        else:
+            cls, kwargs = _load_class(layer[0], layer[1]), layer[2]
+        ssm = cls(H, **kwargs)
         block = nn.Sequential(nn.GELU(), nn.Linear(H, 2 * H), nn.GLU(dim=-1))
         x = torch.randn(B, L, H, requires_grad=mode == "fwdbwd")
 
@@ -84,10 +112,14 @@ def run_case(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads
             "peak_mib": _rss_mib() - base}
 
 
-def _case_subprocess(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads: int) -> dict[str, Any]:
+def _case_subprocess(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads: int,
+                     layer: tuple[str, str, dict[str, Any]] | None) -> dict[str, Any]:
+    spec = json.dumps(layer)
     code = ("import json, sys; from ptdssm.bench import run_case; "
-            f"print(json.dumps(run_case({name!r}, {B}, {H}, {L}, {mode!r}, {repeats}, {threads})))")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            f"print(json.dumps(run_case({name!r}, {B}, {H}, {L}, {mode!r}, {repeats}, {threads}, "
+            f"json.loads({spec!r}))))")
+    path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": path}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -95,19 +127,49 @@ def _case_subprocess(name: str, B: int, H: int, L: int, mode: str, repeats: int,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_benchmark(layers: Sequence[str] = tuple(LAYERS), lengths: Sequence[int] = (1024, 4096, 16384), *,
+def _spec(cls: type, kwargs: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """``(module, qualname, kwargs)`` for the subprocess, or ``None`` if the case must run in-process."""
+    try:
+        json.dumps(kwargs)
+    except (TypeError, ValueError):
+        return None
+    return (cls.__module__, cls.__qualname__, kwargs) if _importable(cls) else None
+
+
+def _run_one(name: str, B: int, H: int, L: int, mode: str, repeats: int, threads: int,
+             table: dict[str, tuple[type, dict[str, Any]]]) -> dict[str, Any]:
+    if name == "floor":
+        return _case_subprocess(name, B, H, L, mode, repeats, threads, None)
+    spec = _spec(*table[name])
+    if spec is not None:
+        return _case_subprocess(name, B, H, L, mode, repeats, threads, spec)
+    import torch
+
+    n_threads = torch.get_num_threads()
+    try:
+        return {**run_case(name, B, H, L, mode, repeats, threads), "in_process": True}
+    except Exception as exc:  # noqa: BLE001 - reported in the row, as a failing subprocess would be
+        return {"name": name, "L": L, "mode": mode, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+def run_benchmark(layers: Sequence[str] | None = None, lengths: Sequence[int] = (1024, 4096, 16384), *,
                   B: int = 16, H: int = 256, repeats: int = 3, threads: int = 2,
                   progress: bool = True) -> dict[str, Any]:
-    """Benchmark ``layers`` at each length, with the FFT floor measured in the same run.
+    """Benchmark ``layers`` (registered family names; default all) at each length, with the FFT floor measured in
+    the same run.
 
     Returns:
         ``{"config": {...}, "rows": [...]}``; each row has ``name, L, fwd_ms, fwdbwd_ms, tokens_per_s`` (forward),
         ``fwd_ratio``, ``fwdbwd_ratio`` (to the floor at the same L) and ``peak_mib`` (forward+backward, above the
         post-set-up baseline) with ``mem_ratio`` to the floor's.
     """
-    unknown = [n for n in layers if n not in LAYERS]
+    table = bench_layers()
+    layers = list(table) if layers is None else list(layers)
+    unknown = [n for n in layers if n not in table]
     if unknown:
-        raise ValueError(f"unknown layer(s) {unknown}; expected some of {', '.join(LAYERS)}")
+        raise ValueError(f"--layers: unknown layer(s) {', '.join(unknown)}; expected some of: {', '.join(table)}")
     if not lengths or any(int(L) < 1 for L in lengths):
         raise ValueError(f"lengths must be positive integers, got {list(lengths)}")
     cases = [(n, int(L)) for L in lengths for n in ("floor", *layers)]
@@ -121,7 +183,7 @@ def run_benchmark(layers: Sequence[str] = tuple(LAYERS), lengths: Sequence[int] 
         for mode in ("fwd", "fwdbwd"):
             if bar is not None:
                 bar.set_postfix(layer=name, L=L, mode=mode)
-            raw[(name, L, mode)] = _case_subprocess(name, B, H, L, mode, repeats, threads)
+            raw[(name, L, mode)] = _run_one(name, B, H, L, mode, repeats, threads, table)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -135,11 +197,14 @@ def run_benchmark(layers: Sequence[str] = tuple(LAYERS), lengths: Sequence[int] 
             row["error"] = f.get("error") or fb.get("error")
         else:
             row.update(fwd_ms=f["ms"], fwdbwd_ms=fb["ms"], tokens_per_s=f["tokens_per_s"], peak_mib=fb["peak_mib"])
+            if f.get("in_process"):
+                row["in_process"] = True
             if "error" not in ff and "error" not in ffb:
                 row.update(fwd_ratio=f["ms"] / ff["ms"], fwdbwd_ratio=fb["ms"] / ffb["ms"],
                            mem_ratio=fb["peak_mib"] / max(ffb["peak_mib"], 1e-9))
         rows.append(row)
-    return {"config": {"B": B, "H": H, "N": 64, "P_s5": 256, "threads": threads, "repeats": repeats,
+    layer_kwargs = {n: table[n][1] if _spec(*table[n]) is not None else repr(table[n][1]) for n in layers}
+    return {"config": {"B": B, "H": H, "threads": threads, "repeats": repeats, "layers": layer_kwargs,
                        "torch": __import__("torch").__version__}, "rows": rows}
 
 

@@ -1,7 +1,7 @@
 """Optimizer parameter groups honouring the SSM layers' hints.
 
 SSM parameters (``Lambda``/``A``, ``B``, ``P``, ``dt``) carry ``param._optim = {"lr": lr_or_None,
-"weight_decay": 0.0}`` (set by :class:`~ptdssm.layers.base.SSMLayer`). :func:`param_groups` sorts every trainable
+"weight_decay": 0.0}`` (set by :class:`~ptdssm.layers.lti.LTISSM`). :func:`param_groups` sorts every trainable
 parameter into groups for :class:`torch.optim.AdamW`:
 
 - hinted parameters: their own ``lr`` (or ``ssm_lr`` when the hint's ``lr`` is ``None``, or ``lr`` when that is

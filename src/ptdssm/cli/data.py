@@ -4,7 +4,9 @@
 * ``ptdssm data generate pathfinder --out DIR [--n N] [--resolution 32]`` writes
   ``DIR/pathfinder<res>/curv_contour_length_14/{metadata,imgs}``;
 * ``ptdssm data check --task T --data-dir D`` reads the task's data (as training would) and reports the folder, the
-  split sizes, labels and vocabulary, or exactly which folder or file is missing (exit status 2).
+  split sizes, labels and vocabulary, or exactly which folder or file is missing (exit status 2). For the
+  file-backed tasks (``ucr``, ``arrays``, ``csv``) it also reports the files read, the classes in id order (or the
+  regression outputs), the series lengths and the normalization. ``--task my_module:my_task`` checks a plug-in task.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check", help="read a task's data and report what was found or what is missing",
                        description="Read the data of a task as training would (finding the release folder under "
                                    "--data-dir, building vocabularies and the cache) and report it.")
-    c.add_argument("--task", required=True, metavar="T", help="task name (listops, text, retrieval, image, ...)")
+    c.add_argument("--task", required=True, metavar="T",
+                   help="task name (listops, text, retrieval, image, ucr, arrays, csv, ..., or my_module:my_task)")
     c.add_argument("--data-dir", metavar="D", default=None, help="data folder (default $PTDSSM_DATA_DIR)")
     c.add_argument("--seq-len", type=int, default=None, metavar="L", help="data.seq_len")
     c.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
@@ -107,6 +110,26 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _report_files(extras: dict[str, Any], info: Any, doc: dict[str, Any], lines: list[str]) -> None:
+    """The file-backed tasks' extras: files, classes / regression outputs, lengths, normalization."""
+    doc["head"], doc["loss"] = info.head, info.loss
+    if "files" in extras:
+        doc["files"] = extras["files"]
+        lines.append("  files: " + ", ".join(f"{k} {v}" for k, v in extras["files"].items()))
+    if "classes" in extras:
+        doc["classes"] = extras["classes"]
+        shown = ", ".join(f"{i}={c}" for i, c in enumerate(extras["classes"][:20]))
+        lines.append(f"  classes ({len(extras['classes'])}): {shown}{' ...' if len(extras['classes']) > 20 else ''}")
+    elif info.loss == "mse":
+        lines.append(f"  regression: {info.n_classes} output(s), loss mse")
+    if "length_range" in extras:
+        doc["length_range"] = extras["length_range"]
+        lines.append("  series length: {} to {} (seq_len {})".format(*extras["length_range"], info.seq_len))
+    if "normalization" in extras:
+        doc["normalization"] = extras["normalization"]
+        lines.append(f"  normalization (train mean, std): {extras['normalization']}")
+
+
 def run_check(args: argparse.Namespace) -> int:
     from ..config import DataConfig
     from ..data import build_task
@@ -125,6 +148,7 @@ def run_check(args: argparse.Namespace) -> int:
         doc["folder"] = data.extras["folder"]
         lines.append(f"  found: {data.extras['folder']}")
     lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    _report_files(data.extras, info, doc, lines)
     if len(data.train) > 0:  # type: ignore[arg-type]
         sample = [data.train[i] for i in range(min(len(data.train), 2000))]  # type: ignore[arg-type]
         labels = Counter(int(s[1]) for s in sample if not hasattr(s[1], "dim") or s[1].dim() == 0)

@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "Fourier-mode noise")
     r.add_argument("--config", default="fashion-mnist-cpu",
                    help="fashion-mnist-cpu (default, CPU budget), scifar-paper (paper scale), or a YAML file")
-    r.add_argument("--models", nargs="+", default=None, metavar="M", help="subset of s4d s4-ptd s5 s5-ptd")
+    r.add_argument("--models", nargs="+", default=None, metavar="M",
+                   help="registered LTI families to compare (default: s4d s4-ptd s5 s5-ptd, the paper's)")
     r.add_argument("--epochs", type=int, metavar="N", help="budget: epochs per model")
     r.add_argument("--train-subset", type=int, metavar="N", help="budget: training examples")
     r.add_argument("--test-subset", type=int, metavar="N", help="budget: test examples")

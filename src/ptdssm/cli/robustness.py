@@ -11,12 +11,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "robustness", help="accuracy of a checkpoint under noise, over a frequency x amplitude grid",
         description="Evaluate a checkpoint clean and under noise over a grid of frequencies and amplitudes; write "
-                    "robustness.{json,csv,md}, accuracy.png and layer_transfer.png (each SSM layer's |K(w)| with "
+                    "robustness.{json,csv,md}, accuracy.png and layer_transfer.png (each LTI layer's |K(w)| with "
                     "the noise frequencies marked) to --out. The default layer-noise grid includes the model's own "
                     "S4D spike frequencies and the paper's w = 325.4.")
     p.add_argument("--checkpoint", required=True, metavar="C", help="checkpoint file, e.g. RUN/checkpoints/best.pt")
     p.add_argument("--kind", choices=("layer", "sinusoid", "gaussian"), default="layer",
-                   help="layer: the paper's a U cos(w dt_c k) at every SSM layer input (w continuous); sinusoid: "
+                   help="layer: the paper's a U cos(w dt_c k) at every LTI layer input (w continuous); sinusoid: "
                         "added to the input (w in radians per sample); gaussian: white-noise control")
     p.add_argument("--frequencies", type=float, nargs="+", metavar="W", help="frequencies (default: a grid)")
     p.add_argument("--amplitudes", type=float, nargs="+", metavar="A", help="amplitudes (default 0.1 0.5 1.0)")

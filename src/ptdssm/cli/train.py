@@ -1,4 +1,9 @@
-"""``ptdssm train``: train a model from a packaged recipe (``--task T --model M``) or a config file."""
+"""``ptdssm train``: train a model from a packaged recipe (``--task T --model M``) or a config file.
+
+``--model`` accepts every family of the registry (:func:`ptdssm.layers.registry.family_names`, read when the
+arguments are parsed, so a family registered before :func:`ptdssm.cli.main` runs is a valid choice); ``--task`` is a
+registered task name or ``module:task`` (resolved by the data registry).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,28 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import MODEL_NAMES, Config, apply_overrides, available_configs, find_config, load_config
+from ..config import Config, apply_overrides, available_configs, load_config, load_recipe
+
+DEFAULT_MODEL = "s5-ptd"
+
+
+class _FamilyNames:
+    """The registry's model names, looked up only when argparse checks a value or formats the help (importing the
+    layers at parser-build time would make every verb, even ``ptdssm analyze``, pay for torch)."""
+
+    def _names(self) -> list[str]:
+        from ..layers.registry import family_names
+
+        return list(family_names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,12 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a model (progress on stderr; run directory with metrics and checkpoints)",
         description="Train a model from a packaged recipe (--task T --model M) or a YAML config (--config FILE), "
                     "evaluate it on the test split, and write the run directory (config.yaml, metrics.jsonl/csv, "
-                    "checkpoints/last.pt and best.pt, results.json). Under torchrun it runs DDP.")
+                    "checkpoints/last.pt every epoch and every train.checkpoint_every steps, best.pt, "
+                    "results.json). --resume continues exactly where last.pt left off, also mid-epoch. "
+                    "Under torchrun it runs DDP.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="YAML config file")
-    src.add_argument("--task", metavar="T", help="task name (fashion-mnist, mnist, digits, ...) for a packaged config")
-    p.add_argument("--model", metavar="M", choices=MODEL_NAMES, default=None,
-                   help=f"model with --task: {', '.join(MODEL_NAMES)} (default s5-ptd)")
+    src.add_argument("--task", metavar="T",
+                     help="task name (fashion-mnist, mnist, digits, ...) or module:task (a task your module "
+                          "registers); uses the packaged recipe for task and model, else the generic default recipe")
+    p.add_argument("--model", metavar="M", choices=_FamilyNames(), default=None,
+                   help=f"model family with --task: %(choices)s (default {DEFAULT_MODEL})")
     p.add_argument("--epochs", type=int, metavar="N", help="number of epochs (train.epochs)")
     p.add_argument("--out", metavar="DIR", help="run directory (train.out; default runs/<task>-<model>)")
     p.add_argument("--resume", action="store_true",
@@ -41,16 +71,16 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if args.model is not None and args.config is not None:
         raise ValueError("--model goes with --task; with --config set model.name in the file or via --set")
     if args.config is not None:
-        path = Path(args.config)
+        cfg = load_config(Path(args.config), list(args.overrides))
     elif args.task is not None:
-        path = find_config(args.task, args.model or "s5-ptd")
+        cfg = load_recipe(args.task, args.model or DEFAULT_MODEL, list(args.overrides))
     elif args.resume and args.out is not None:
         path = Path(args.out) / "config.yaml"
         if not path.is_file():
             raise ValueError(f"--resume: {path} not found; pass --config or --task too")
+        cfg = load_config(path, list(args.overrides))
     else:
         raise ValueError("give --config FILE or --task T [--model M] (or --resume --out DIR)")
-    cfg = load_config(path, list(args.overrides))
     flags = {"train.epochs": args.epochs, "train.out": args.out, "data.data_dir": args.data_dir,
              "train.seed": args.seed}
     if args.no_progress:

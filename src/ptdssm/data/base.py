@@ -14,12 +14,30 @@ A task is two functions registered under a name:
 **Examples** yielded by the datasets are tuples:
 
 * ``(x, y)``: ``x`` is a ``(L, d_input)`` float tensor (continuous inputs) or a ``(L,)`` int64 tensor of token ids
-  (0 = padding); ``y`` an int class index. ``L`` may vary between examples: :func:`collate` right-pads.
+  (0 = padding); ``y`` the target (see the table below). ``L`` may vary between examples: :func:`collate`
+  right-pads.
 * ``(x, y, length)``: ``x`` is already padded, ``length`` is the number of real positions.
 * pair tasks (``is_pair``): ``((x1, x2), y)`` or ``((x1, x2), y, (length1, length2))``.
 
 :func:`collate` turns a list of examples into a batch dict ``{"x", "y", "lengths"}`` (plus ``"x2"`` and
 ``"lengths2"`` for pairs); ``lengths`` is ``None`` when every example is full length.
+
+**Targets** depend on :attr:`TaskInfo.head` and :attr:`TaskInfo.loss` (``C`` = ``n_classes``, ``K`` =
+``target_len``):
+
+============  ======  ==============================  ==================================  ==============
+head          loss    example ``y``                   batch ``y`` (collate)               model output
+============  ======  ==============================  ==================================  ==============
+pooled        ce      int                             int64 ``(B,)``                      ``(B, C)``
+pooled        mse     float tensor ``(C,)``           float32 ``(B, C)``                  ``(B, C)``
+last-k        ce      int64 ``(K,)``                  int64 ``(B, K)``                    ``(B, K, C)``
+token / lm    ce      int64 ``(L,)``, -100 unscored   int64 ``(B, L)`` padded with -100   ``(B, L, C)``
+token         mse     float ``(L, C)``, NaN unscored  float32 ``(B, L, C)`` padded NaN    ``(B, L, C)``
+============  ======  ==============================  ==================================  ==============
+
+:data:`IGNORE_INDEX` (-100) is the class target of positions that are not scored (``torch.nn.CrossEntropyLoss``'s
+default ``ignore_index``). For ``lm`` tasks the dataset yields ``y`` = ``x`` shifted left by one (last position
+-100).
 
 **Adding a task** (e.g. an LRA reader)::
 
@@ -34,7 +52,10 @@ A task is two functions registered under a name:
 
     register_task("listops", info=listops_info, build=listops_build, replace=True)
 
-and add the module to :data:`ptdssm.data.registry.TASK_MODULES` so it registers on first lookup.
+A library reader adds its module to :data:`ptdssm.data.registry.TASK_MODULES` so it registers on first lookup.
+A user's task needs no library edit: ``ptdssm train --task my_module:my_task`` imports ``my_module``, or a package
+declares a ``ptdssm.tasks`` entry point (see :mod:`ptdssm.data.registry`). Labelled series in ``.ts``, ``.npz`` /
+``.npy`` or CSV files need no code at all: tasks ``ucr``, ``arrays``, ``csv`` (:mod:`ptdssm.data.files.tasks`).
 """
 
 from __future__ import annotations
@@ -47,7 +68,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset", "TaskData", "TaskInfo", "collate", "seeded_split", "seeded_subset"]
+__all__ = ["HEADS", "IGNORE_INDEX", "LOSSES", "ArrayDataset", "TaskData", "TaskInfo", "collate", "collate_targets",
+           "seeded_split", "seeded_subset"]
+
+#: Class target of unscored positions (``torch.nn.functional.cross_entropy``'s default ``ignore_index``).
+IGNORE_INDEX = -100
+#: Output heads a task can ask for (:attr:`TaskInfo.head`).
+HEADS = ("pooled", "last-k", "token", "lm")
+#: Losses a task can ask for (:attr:`TaskInfo.loss`).
+LOSSES = ("cross-entropy", "mse")
 
 
 class _DataConfigLike(Protocol):  # the fields of ptdssm.config.DataConfig the readers use
@@ -71,8 +100,15 @@ class TaskInfo:
         d_input: channels of continuous inputs (``x`` float ``(L, d_input)``), else ``None``.
         is_pair: two documents per example (retrieval).
         description: one line for listings.
-        target_len: ``None`` (one class per example, from pooled features), or ``K`` for sequence-output tasks:
-            ``y`` is an int64 ``(K,)`` tensor, one class per each of the last ``K`` positions (no pooling).
+        target_len: ``K`` for ``head="last-k"`` (one class per each of the last ``K`` real positions), else
+            ``None``. Required iff ``head == "last-k"``.
+        head: ``"pooled"`` (one output per example from pooled features), ``"last-k"`` (outputs at the last
+            ``target_len`` real positions), ``"token"`` (one output per position), ``"lm"`` (next-token prediction:
+            logits over ``vocab_size``, head tied to the embedding; needs ``vocab_size``).
+        loss: ``"cross-entropy"`` or ``"mse"`` (regression; ``n_classes`` is then the number of regression
+            outputs; only with the ``pooled`` or ``token`` head).
+
+    The dataclass is rebuilt from ``dataclasses.asdict`` output (checkpoints store it): ``TaskInfo(**asdict(info))``.
     """
 
     name: str
@@ -83,10 +119,28 @@ class TaskInfo:
     is_pair: bool = False
     description: str = ""
     target_len: int | None = None
+    head: str = "pooled"
+    loss: str = "cross-entropy"
 
     def __post_init__(self) -> None:
+        where = f"task {self.name!r}"
         if (self.vocab_size is None) == (self.d_input is None):
-            raise ValueError(f"task {self.name!r}: give exactly one of vocab_size and d_input")
+            raise ValueError(f"{where}: give exactly one of vocab_size and d_input")
+        if self.head not in HEADS:
+            raise ValueError(f"{where}: head {self.head!r} is not one of {', '.join(HEADS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"{where}: loss {self.loss!r} is not one of {', '.join(LOSSES)}")
+        if (self.target_len is not None) != (self.head == "last-k"):
+            raise ValueError(f"{where}: target_len is required with head 'last-k' and only then "
+                             f"(head {self.head!r}, target_len {self.target_len!r})")
+        if self.target_len is not None and int(self.target_len) < 1:
+            raise ValueError(f"{where}: target_len must be >= 1, got {self.target_len}")
+        if self.head == "lm" and self.vocab_size is None:
+            raise ValueError(f"{where}: head 'lm' needs token inputs (vocab_size)")
+        if self.loss == "mse" and self.head not in ("pooled", "token"):
+            raise ValueError(f"{where}: loss 'mse' needs head 'pooled' or 'token', got {self.head!r}")
+        if int(self.n_classes) < 1:
+            raise ValueError(f"{where}: n_classes must be >= 1, got {self.n_classes}")
 
 
 @dataclass
@@ -111,12 +165,16 @@ class TaskData:
 
 
 class ArrayDataset(Dataset):
-    """Examples from in-memory tensors: ``x`` ``(N, L, d)`` float or ``(N, L)`` int64, ``y`` ``(N,)`` int64."""
+    """Examples from in-memory tensors: ``x`` ``(N, L, d)`` float or ``(N, L)`` int64; ``y`` ``(N, ...)``.
+
+    Integer ``y`` is stored as int64 (class targets), floating ``y`` as float32 (regression targets).
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} examples but y has {y.shape[0]}")
-        self.x, self.y, self.lengths = x, y.long(), lengths
+        self.x, self.lengths = x, lengths
+        self.y = y.float() if y.is_floating_point() else y.long()
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -127,28 +185,52 @@ class ArrayDataset(Dataset):
         return self.x[i], self.y[i], self.lengths[i]
 
 
-def _pad(xs: Sequence[torch.Tensor], lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Right-pad ``(L_i, ...)`` tensors to ``(B, max L, ...)``; lengths tensor or ``None`` if all full."""
+def _pad_to(xs: Sequence[torch.Tensor], fill: float | int = 0) -> torch.Tensor:
+    """Right-pad ``(L_i, ...)`` tensors along dim 0 to ``(B, max L, ...)`` with ``fill``."""
     L = max(x.shape[0] for x in xs)
     if all(x.shape[0] == L for x in xs):
-        out = torch.stack(list(xs))
-    else:
-        out = xs[0].new_zeros((len(xs), L, *xs[0].shape[1:]))
-        for i, x in enumerate(xs):
-            out[i, : x.shape[0]] = x
+        return torch.stack(list(xs))
+    out = xs[0].new_full((len(xs), L, *xs[0].shape[1:]), fill)
+    for i, x in enumerate(xs):
+        out[i, : x.shape[0]] = x
+    return out
+
+
+def _pad(xs: Sequence[torch.Tensor], lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Right-pad ``(L_i, ...)`` tensors to ``(B, max L, ...)`` with zeros; lengths tensor or ``None`` if all full."""
+    out = _pad_to(xs, 0)
     lens = torch.as_tensor(lengths, dtype=torch.long)
     return out, (None if bool((lens == out.shape[1]).all()) else lens)
 
 
+def collate_targets(ys: Sequence[Any]) -> torch.Tensor:
+    """Batch the targets of a list of examples (the table of the module docstring).
+
+    * python int / 0-d integer tensor -> int64 ``(B,)``; python float / 0-d float tensor -> float32 ``(B, 1)``;
+    * 1-d integer ``(K,)`` or ``(L_i,)`` -> int64 ``(B, max L)`` right-padded with :data:`IGNORE_INDEX`;
+    * 1-d float ``(C,)`` -> float32 ``(B, C)`` (pooled regression);
+    * 2-d float ``(L_i, C)`` -> float32 ``(B, max L, C)`` right-padded with NaN (per-position regression).
+    """
+    y0 = ys[0]
+    if not isinstance(y0, torch.Tensor) or y0.dim() == 0:
+        if isinstance(y0, float) or (isinstance(y0, torch.Tensor) and y0.is_floating_point()):
+            return torch.as_tensor([float(y) for y in ys], dtype=torch.float32).unsqueeze(1)
+        return torch.as_tensor([int(y) for y in ys], dtype=torch.long)
+    if y0.is_floating_point():
+        ts = [torch.as_tensor(y).float() for y in ys]
+        return torch.stack(ts) if y0.dim() == 1 else _pad_to(ts, float("nan"))
+    return _pad_to([torch.as_tensor(y).long() for y in ys], IGNORE_INDEX)
+
+
 def collate(batch: Sequence[tuple]) -> dict[str, torch.Tensor | None]:
-    """Stack examples into ``{"x": (B, L[, d]), "y": (B,), "lengths": (B,) or None}`` (+ ``x2``/``lengths2``)."""
+    """Stack examples into ``{"x": (B, L[, d]), "y", "lengths": (B,) or None}`` (+ ``x2``/``lengths2``).
+
+    ``x`` is right-padded with zeros; ``y`` follows :func:`collate_targets` (the table of the module docstring).
+    """
     if not batch:
         raise ValueError("empty batch")
     pair = isinstance(batch[0][0], (tuple, list))
-    if isinstance(batch[0][1], torch.Tensor) and batch[0][1].dim() > 0:  # sequence targets (TaskInfo.target_len)
-        ys = torch.stack([b[1].long() for b in batch])
-    else:
-        ys = torch.as_tensor([int(b[1]) for b in batch], dtype=torch.long)
+    ys = collate_targets([b[1] for b in batch])
     has_len = len(batch[0]) > 2
 
     def one(idx: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -1,24 +1,51 @@
 """Tasks by name: ``register_task``, ``get_task``, ``task_info``, ``build_task``.
 
-Readers register at import time. The modules listed in :data:`TASK_MODULES` are imported on the first lookup, so a
-new reader only needs to call :func:`register_task` at module level and add its module path here.
+Readers register at import time. Three routes lead to a task, all looked up by :func:`get_task` (so ``ptdssm train
+--task NAME``, ``ptdssm evaluate`` and ``ptdssm data check`` honour them):
+
+1. **Library modules** listed in :data:`TASK_MODULES`, imported on the first lookup.
+2. **Entry points** of the group ``ptdssm.tasks`` (:data:`ENTRY_POINT_GROUP`), loaded on the first lookup. Each
+   entry point names a module (importing it registers its tasks) or a callable (called with no arguments; it
+   registers tasks). In ``pyproject.toml``::
+
+       [project.entry-points."ptdssm.tasks"]
+       my_tasks = "my_package.tasks"            # a module that calls register_task at import
+       more = "my_package.tasks:register_all"   # or a function that does
+
+   A plug-in that fails to load raises :class:`ptdssm.errors.DataError` naming the entry point.
+3. **``module:name``** (``--task my_module:my_task``): the module is imported (it must be importable, e.g. on
+   ``PYTHONPATH`` or the current directory), then the first of these is the task:
+   (a) a task registered as ``"my_module:my_task"``; (b) the module attribute ``my_task`` if it is a :class:`Task`
+   (what :func:`register_task` returns) or an ``(info, build)`` pair of callables; (c) a task registered as
+   ``"my_task"`` (typically by ``register_task("my_task", ...)`` at the module's import). The task is then
+   registered as ``"my_module:my_task"``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import os
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import DataError
 from .base import TaskBuilder, TaskData, TaskInfo, TaskInfoFn
 
-__all__ = ["TASK_MODULES", "Task", "available_tasks", "build_task", "get_task", "register_task", "task_info"]
+__all__ = ["ENTRY_POINT_GROUP", "TASK_MODULES", "Task", "available_tasks", "build_task", "get_task",
+           "register_task", "task_info"]
+
+#: Entry-point group whose entries register tasks (see the module docstring).
+ENTRY_POINT_GROUP = "ptdssm.tasks"
 
 #: Modules imported on the first registry lookup; each registers its tasks.
 TASK_MODULES: list[str] = ["ptdssm.data.images", "ptdssm.data.lra_meta",
                            "ptdssm.data.lra.listops", "ptdssm.data.lra.text", "ptdssm.data.lra.retrieval",
                            "ptdssm.data.lra.image", "ptdssm.data.lra.pathfinder",
-                           "ptdssm.data.generators.mnist1d", "ptdssm.data.generators.synthetic"]
+                           "ptdssm.data.generators.mnist1d", "ptdssm.data.generators.synthetic",
+                           "ptdssm.data.files.tasks"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,24 @@ def register_task(name: str, *, info: TaskInfoFn, build: TaskBuilder, descriptio
     return task
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _load_entry_points() -> None:
+    """Load every ``ptdssm.tasks`` entry point: import a module, or call a callable (it registers tasks)."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if not isinstance(obj, types.ModuleType):
+                if not callable(obj):
+                    raise TypeError(f"{ep.value} is neither a module nor a callable")
+                obj()
+        except Exception as exc:  # a user's plug-in: report which one, in one line
+            raise DataError(f"task plug-in entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP!r}) "
+                            f"failed to load: {_one_line(exc)}") from exc
+
+
 def _load() -> None:
     global _loaded
     if _loaded:
@@ -60,20 +105,70 @@ def _load() -> None:
     _loaded = True
     for mod in TASK_MODULES:
         importlib.import_module(mod)
+    _load_entry_points()
+
+
+def _is_pair(obj: Any) -> bool:
+    return isinstance(obj, (tuple, list)) and len(obj) == 2 and all(callable(f) for f in obj)
+
+
+def _import_user_module(module: str) -> types.ModuleType:
+    """Import ``module``; if it is not found, retry with the current directory appended to ``sys.path`` (the
+    ``ptdssm`` console script, unlike ``python -m``, does not put it there)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != module.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)
+        importlib.invalidate_caches()
+        return importlib.import_module(module)
+
+
+def _resolve_plugin(name: str) -> Task:
+    """Resolve ``"module:attr"`` (module docstring, route 3) and register the result under ``name``."""
+    module, _, attr = name.partition(":")
+    if not module or not attr:
+        raise DataError(f"task {name!r}: expected 'module:name' with both parts non-empty")
+    try:
+        mod = _import_user_module(module)
+    except Exception as exc:
+        raise DataError(f"task {name!r}: cannot import module {module!r}: {_one_line(exc)}") from exc
+    if name in _TASKS:  # (a) registered as "module:attr" by the import
+        return _TASKS[name]
+    obj = getattr(mod, attr, None)
+    if isinstance(obj, Task):  # (b) a Task object
+        task = obj
+    elif _is_pair(obj):  # (b) an (info, build) pair
+            task = Task(name, obj[0], obj[1])
+    elif attr in _TASKS:  # (c) registered as "attr"
+        task = _TASKS[attr]
+    else:
+        raise DataError(f"task {name!r}: module {module!r} ({getattr(mod, '__file__', '?')}) neither registers a "
+                        f"task {attr!r} or {name!r} nor defines {attr!r} as a Task or an (info, build) pair")
+    _TASKS[name] = task
+    return task
 
 
 def available_tasks() -> list[str]:
-    """Names of all registered tasks."""
+    """Names of all registered tasks (library modules, entry points, and ``module:name`` tasks resolved so far)."""
     _load()
     return sorted(_TASKS)
 
 
 def get_task(name: str) -> Task:
-    """The task registered under ``name`` (``ValueError`` listing the names otherwise)."""
+    """The task registered under ``name``, or resolved from ``"module:name"`` (module docstring).
+
+    Raises ``DataError`` (a ``ValueError``) listing the registered names for an unknown name.
+    """
     _load()
-    if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of: {', '.join(sorted(_TASKS))}")
-    return _TASKS[name]
+    if name in _TASKS:
+        return _TASKS[name]
+    if ":" in name:
+        return _resolve_plugin(name)
+    raise DataError(f"unknown task {name!r}; expected one of: {', '.join(sorted(_TASKS))}, or 'module:name' for "
+                    f"a task in your own module")
 
 
 def task_info(cfg: Any) -> TaskInfo:

@@ -1,8 +1,9 @@
-"""Evaluation: accuracy and loss of a model on a split, and of a saved checkpoint.
+"""Evaluation: loss and metrics (:class:`~ptdssm.experiments.objective.Objective`) of a model on a split, and of a
+saved checkpoint.
 
-``evaluate_checkpoint`` rebuilds the model and the data from the resolved config stored in the checkpoint, so a
-checkpoint is self-contained apart from the data files. ``transform`` lets callers perturb the inputs (the
-robustness experiments add noise there).
+``load_checkpoint`` rebuilds the model from what the checkpoint stores (its resolved config and the task's
+``TaskInfo``), so loading a model never needs the task's reader; ``evaluate_checkpoint`` also builds the split's data
+from the stored config. ``transform`` lets callers perturb the inputs (the robustness experiments add noise there).
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import Config, config_from_dict
 from ..data import build_task, collate
-from ..data.noise import InputNoise, NoiseSpec, layer_noise
+from ..errors import CheckpointError
 from ..models import build_model
+from .checkpoint import read_checkpoint
+from .noise import InputNoise, NoiseSpec, layer_noise
+from .objective import Objective
 
-__all__ = ["ShardSampler", "evaluate_checkpoint", "evaluate_model", "evaluate_with_noise", "load_checkpoint",
-           "make_eval_loader", "model_inputs", "prepare_checkpoint"]
+__all__ = ["ShardSampler", "checkpoint_objective", "checkpoint_task_info", "evaluate_checkpoint", "evaluate_model",
+           "evaluate_with_noise", "load_checkpoint", "make_eval_loader", "model_inputs", "prepare_checkpoint"]
 
 InputTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,53 +71,72 @@ def model_inputs(batch: dict[str, Any], device: torch.device,
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device, *,
-                   precision: str = "fp32", transform: InputTransform | None = None) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (summed over ranks under torchrun).
+                   precision: str = "fp32", transform: InputTransform | None = None,
+                   objective: Objective | None = None) -> dict[str, Any]:
+    """Loss and metrics of ``model`` over ``loader`` (summed over ranks under torchrun).
+
+    Args:
+        objective: the task's :class:`Objective` (default: pooled classification, cross-entropy).
 
     Returns:
-        ``{"loss": float, "acc": float, "n": int}``.
+        Classification ``{"loss", "acc", "n"}``; regression ``{"loss", "mse", "mae", "n"}`` (means over scored
+        positions, see :mod:`ptdssm.experiments.objective`).
     """
+    objective = objective if objective is not None else Objective()
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
     for batch in loader:
         inputs = model_inputs(batch, device, transform)
         y = batch["y"].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = model(**inputs)
-        logits = logits.float()
-        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
-        sums[1] += (logits.argmax(-1) == y).sum().double()
-        sums[2] += y.numel()
+            out = model(**inputs)
+        sums += objective.stats(out, y).to(device)
     if dist.is_initialized():
         dist.all_reduce(sums)
     model.train(was_training)
-    n = int(sums[2].item())
-    if n == 0:
-        return {"loss": float("nan"), "acc": float("nan"), "n": 0}
-    return {"loss": float(sums[0] / n), "acc": float(sums[1] / n), "n": n}
+    return objective.summarize(sums)
+
+
+def checkpoint_task_info(ckpt: dict[str, Any], cfg: Config) -> Any:
+    """The checkpoint's stored ``TaskInfo``; for checkpoints without one, the task registry's (needs the task)."""
+    from dataclasses import fields
+
+    from ..data import TaskInfo, task_info
+
+    stored = ckpt.get("task_info")
+    if isinstance(stored, dict):
+        known = {f.name for f in fields(TaskInfo)}
+        return TaskInfo(**{k: v for k, v in stored.items() if k in known})
+    return task_info(cfg.data)
+
+
+def checkpoint_objective(ckpt: dict[str, Any], cfg: Config) -> Objective:
+    """The :class:`Objective` of a checkpoint's task."""
+    return Objective(checkpoint_task_info(ckpt, cfg))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config, dict]:
     """Rebuild the model of a checkpoint (``last.pt`` or ``best.pt``) with its weights.
 
-    Returns:
-        ``(model in eval mode, resolved config, raw checkpoint dict)``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # corrupt or foreign file
-        raise ValueError(f"{path}: not a readable ptdssm checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path}: not a ptdssm checkpoint (missing config or model state)")
-    cfg = config_from_dict(ckpt["config"])
-    from ..data import task_info
+    The architecture comes from the stored config and ``TaskInfo`` (input size, classes, head, loss), so the task's
+    data is never read.
 
-    model = build_model(cfg.model, task_info(cfg.data))
-    model.load_state_dict(ckpt["model"])
+    Returns:
+        ``(model in eval mode, resolved config, checkpoint dict)``; :func:`checkpoint_objective` gives the task's
+        :class:`Objective`.
+
+    Raises:
+        CheckpointError: missing, truncated or foreign file, unknown schema version, or weights that do not fit.
+    """
+    ckpt = read_checkpoint(path, device)
+    cfg = config_from_dict(ckpt["config"])
+    model = build_model(cfg.model, checkpoint_task_info(ckpt, cfg))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: its weights do not fit the model its config builds "
+                              f"({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
     return model, cfg, ckpt
 
@@ -125,7 +147,7 @@ def prepare_checkpoint(path: str | Path, *, split: str = "test", data_dir: str |
     """Load a checkpoint's model and a loader over one split of its task (a seeded ``subset`` of it if given).
 
     Returns:
-        ``(model in eval mode, resolved config, raw checkpoint, loader, device)``.
+        ``(model in eval mode, resolved config, checkpoint dict, loader, device)``.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"unknown split {split!r}; expected train, val or test")
@@ -142,17 +164,18 @@ def prepare_checkpoint(path: str | Path, *, split: str = "test", data_dir: str |
 
 def evaluate_with_noise(model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device,
                         noise: NoiseSpec | None, *, precision: str = "fp32",
-                        transform: InputTransform | None = None) -> dict[str, float]:
-    """:func:`evaluate_model` under ``noise``: layer-level noise through hooks at every SSM layer's input (removed
+                        transform: InputTransform | None = None, objective: Objective | None = None) -> dict[str, Any]:
+    """:func:`evaluate_model` under ``noise``: layer-level noise through hooks at every LTI layer's input (removed
     afterwards), input-level noise added to ``x``; ``None`` evaluates clean."""
     if noise is not None and noise.kind == "layer":
         with layer_noise(model, noise):
-            return evaluate_model(model, loader, device, precision=precision, transform=transform)
+            return evaluate_model(model, loader, device, precision=precision, transform=transform,
+                                  objective=objective)
     if noise is not None:
         if transform is not None:
             raise ValueError("give either transform or input-level noise, not both")
         transform = InputNoise(noise)
-    return evaluate_model(model, loader, device, precision=precision, transform=transform)
+    return evaluate_model(model, loader, device, precision=precision, transform=transform, objective=objective)
 
 
 def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str | None = None,
@@ -167,15 +190,17 @@ def evaluate_checkpoint(path: str | Path, *, split: str = "test", data_dir: str 
         batch_size: evaluation batch size (default: the config's).
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
         transform: optional function applied to each input batch ``x`` before the model.
-        noise: optional noise setting (:class:`ptdssm.data.noise.NoiseSpec`): layer-level noise is applied with
-            hooks at every SSM layer's input, input-level noise to ``x``. The model is left unchanged.
+        noise: optional noise setting (:class:`ptdssm.experiments.noise.NoiseSpec`): layer-level noise is applied
+            with hooks at every LTI layer's input, input-level noise to ``x``. The model is left unchanged.
 
     Returns:
-        ``{"checkpoint", "task", "model", "split", "epoch", "loss", "acc", "n"}`` (and ``"noise"`` if given).
+        ``{"checkpoint", "task", "model", "split", "epoch", "loss", "n"}`` plus ``"acc"`` (classification) or
+        ``"mse", "mae"`` (regression), and ``"noise"`` if given.
     """
     model, cfg, ckpt, loader, dev = prepare_checkpoint(path, split=split, data_dir=data_dir,
                                                        batch_size=batch_size, device=device)
-    metrics = evaluate_with_noise(model, loader, dev, noise, precision=cfg.train.precision, transform=transform)
+    metrics = evaluate_with_noise(model, loader, dev, noise, precision=cfg.train.precision, transform=transform,
+                                  objective=checkpoint_objective(ckpt, cfg))
     out = {"checkpoint": str(path), "task": cfg.data.task, "model": cfg.model.name, "split": split,
            "epoch": int(ckpt.get("epoch", 0)), **metrics}
     if noise is not None:

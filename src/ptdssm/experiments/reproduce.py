@@ -19,16 +19,54 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_config
-from ..data.noise import PAPER_FREQUENCY, s4d_spike_frequency
-from .robustness import _atomic_write, robustness_sweep, sweep_markdown, write_sweep_report
+from ..errors import ConfigError
+from .checkpoint import atomic_write_text
+from .noise import PAPER_FREQUENCY, s4d_spike_frequency
+from .robustness import robustness_sweep, sweep_markdown, write_sweep_report
 
-__all__ = ["ROBUSTNESS_MODELS", "apply_budget", "reproduce_numerics", "reproduce_robustness", "robustness_config"]
+__all__ = ["ROBUSTNESS_MODELS", "apply_budget", "check_robustness_models", "layer_option", "lti_family_names",
+           "reproduce_numerics", "reproduce_robustness", "robustness_config"]
 
 DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)
 CONTROL_FREQUENCY = 100.0  # far below the spikes: a frequency every model should pass the same way
 
-#: The compared models, in the order of the report: each baseline next to its PTD variant.
+#: The compared models, in the order of the report: each baseline next to its PTD variant. Any registered LTI family
+#: (see :func:`lti_family_names`) may be compared; these are the paper's.
 ROBUSTNESS_MODELS = ("s4d", "s4-ptd", "s5", "s5-ptd")
+
+
+def lti_family_names() -> list[str]:
+    """Registered families whose layer is an :class:`~ptdssm.layers.lti.LTISSM` (the ones layer noise acts on)."""
+    from ..layers.lti import LTISSM
+    from ..layers.registry import family_names, get_family
+
+    return [n for n in family_names() if issubclass(get_family(n).layer, LTISSM)]
+
+
+def check_robustness_models(models: Sequence[str]) -> list[str]:
+    """``models`` as a list, each checked to be a registered LTI family (ConfigError naming the bad ones)."""
+    lti = lti_family_names()
+    unknown = [m for m in models if m not in lti]
+    if unknown or not models:
+        raise ConfigError(f"--models: {', '.join(unknown) or 'none given'} not registered LTI famil"
+                          f"{'y' if len(unknown) == 1 else 'ies'} for reproduce robustness; expected some of "
+                          f"{', '.join(lti)}")
+    return list(models)
+
+
+def layer_option(model_cfg: Any, key: str) -> Any:
+    """A layer option of a model config: ``model.layer[key]`` (configs before ``model.layer``: the flat
+    ``model.<key>``), else the default of the family's layer constructor (``None`` if it has no such option)."""
+    layer = getattr(model_cfg, "layer", None)
+    if isinstance(layer, dict):
+        if layer.get(key) is not None:
+            return layer[key]
+    elif getattr(model_cfg, key, None) is not None:
+        return getattr(model_cfg, key)
+    from ..layers.registry import get_family, layer_kwargs_schema
+
+    param = layer_kwargs_schema(get_family(model_cfg.name)).get(key)
+    return None if param is None or param.default is param.empty else param.default
 
 
 def robustness_config(name: str = "fashion-mnist-cpu") -> Path:
@@ -53,7 +91,7 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     Args:
         out_dir: report folder; each model's run directory is ``out_dir/runs/<model>``.
         config: packaged robustness config name or a YAML file.
-        models: which of :data:`ROBUSTNESS_MODELS` to compare.
+        models: the LTI families to compare (default :data:`ROBUSTNESS_MODELS`).
         overrides: ``key=value`` config overrides applied to every model (budget flags land here).
         frequencies: layer-noise frequencies of the sweep (default: the control ``w = 100``, the paper's 325.4 and
             the S4D-LegS spike of the configured state size, e.g. 1303.3 for ``d_state = 64``).
@@ -64,10 +102,7 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     """
     from .train import train
 
-    unknown = [m for m in models if m not in ROBUSTNESS_MODELS]
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {unknown} for reproduce robustness; expected some of "
-                         f"{', '.join(ROBUSTNESS_MODELS)}")
+    models = check_robustness_models(models)
     out = Path(out_dir)
     base = robustness_config(config)
     summary: dict[str, Any] = {"config": str(base), "overrides": list(overrides), "seed": seed, "models": {}}
@@ -78,7 +113,7 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
                                  f"train.progress={str(progress).lower()}"])
         # Every model is probed at the spike of S4D-LegS with the same state size per block: that is where the
         # diagonal (S4D/S5) initialisation has its resonance and where PTD should not.
-        spike = s4d_spike_frequency(cfg.model.d_state // (cfg.model.blocks or 1))
+        spike = s4d_spike_frequency(int(layer_option(cfg.model, "d_state")) // (layer_option(cfg.model, "blocks") or 1))
         freqs = list(frequencies) if frequencies is not None else [CONTROL_FREQUENCY, PAPER_FREQUENCY, spike]
         done = run_dir / "results.json"
         if not (resume and done.is_file()):
@@ -93,8 +128,8 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
         }
     summary["spike_frequency"] = spike
     summary["markdown"] = _robustness_markdown(summary, amplitudes)
-    _atomic_write(out / "results.json", json.dumps(summary, indent=2) + "\n")
-    _atomic_write(out / "report.md", summary["markdown"])
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "results.json")
+    atomic_write_text(summary["markdown"], out / "report.md")
     return summary
 
 
@@ -203,7 +238,7 @@ def reproduce_numerics(what: str, ns: Sequence[int], out_dir: str | os.PathLike[
     lines += ["", *[f"![{Path(f).stem}]({Path(f).name})" for f in figs], ""]
     summary["markdown"] = "\n".join(lines)
     summary["figures"] = figs
-    _atomic_write(out / "results.json", json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2,
-                                                   default=float) + "\n")
-    _atomic_write(out / "report.md", summary["markdown"])
+    atomic_write_text(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=2,
+                                 default=float) + "\n", out / "results.json")
+    atomic_write_text(summary["markdown"], out / "report.md")
     return summary

@@ -8,10 +8,10 @@ same seed, so the random amplitudes ``U`` are the same across settings and only 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.noise import PAPER_FREQUENCY, NoiseSpec
-from .evaluate import evaluate_with_noise, prepare_checkpoint
+from .checkpoint import atomic_write_text
+from .evaluate import checkpoint_objective, evaluate_with_noise, prepare_checkpoint
+from .noise import PAPER_FREQUENCY, NoiseSpec, lti_layers
 
 __all__ = ["DEFAULT_AMPLITUDES", "layer_frequency_response", "spike_frequencies",
            "default_frequencies", "robustness_sweep", "write_sweep_report"]
@@ -30,16 +31,10 @@ DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)  # the paper's 0.1, and where a 3-epoch mod
 _BASE_FREQUENCIES = (10.0, 30.0, 100.0, 1000.0, 3000.0)
 
 
-def _ssm_layers(model: nn.Module) -> list[nn.Module]:
-    from ..layers.base import SSMLayer
-
-    return [m for m in model.modules() if isinstance(m, SSMLayer)]
-
-
 def spike_frequencies(model: nn.Module, top: int = 2) -> list[float]:
-    """The ``top`` largest distinct ``|Im lambda|`` over the model's SSM layers (rounded to 0.1): where a diagonal
+    """The ``top`` largest distinct ``|Im lambda|`` over the model's LTI layers (rounded to 0.1): where a diagonal
     layer initialised from the LegS normal part has its transfer-function spikes."""
-    imag = [layer.eigenvalues().imag.abs().reshape(-1) for layer in _ssm_layers(model)]
+    imag = [layer.eigenvalues().imag.abs().reshape(-1) for layer in lti_layers(model)]
     if not imag:
         return []
     values = np.unique(np.round(torch.cat(imag).double().cpu().numpy(), 1))[::-1]
@@ -96,6 +91,9 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         raise ValueError(f"unknown noise kind {kind!r} for a sweep; expected layer, sinusoid or gaussian")
     model, cfg, ckpt, loader, dev = prepare_checkpoint(checkpoint, split=split, data_dir=data_dir,
                                                        batch_size=batch_size, device=device, subset=subset)
+    objective = checkpoint_objective(ckpt, cfg)
+    if objective.regression:
+        raise ValueError(f"robustness sweeps report accuracy; checkpoint {checkpoint} is of a regression task")
     amps = list(amplitudes) if amplitudes is not None else list(DEFAULT_AMPLITUDES)
     if kind == "gaussian":
         freqs: list[float | None] = [None]
@@ -111,14 +109,14 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(settings) + 1, desc="robustness", leave=False)
-    clean = evaluate_with_noise(model, loader, dev, None, precision=cfg.train.precision)
+    clean = evaluate_with_noise(model, loader, dev, None, precision=cfg.train.precision, objective=objective)
     rows = []
     for f, a in settings:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(w=f, a=a)
         spec = NoiseSpec(kind, amplitude=a, frequency=f, seed=seed)
-        m = evaluate_with_noise(model, loader, dev, spec, precision=cfg.train.precision)
+        m = evaluate_with_noise(model, loader, dev, spec, precision=cfg.train.precision, objective=objective)
         rows.append({"frequency": f, "amplitude": a, "acc": m["acc"], "loss": m["loss"]})
     if bar is not None:
         bar.update(1)
@@ -129,14 +127,6 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         "clean": {"acc": clean["acc"], "loss": clean["loss"]}, "spikes": spike_frequencies(model), "rows": rows,
         "_model": model,
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def sweep_markdown(result: dict[str, Any]) -> str:
@@ -161,22 +151,22 @@ def write_sweep_report(result: dict[str, Any], out_dir: str | os.PathLike[str], 
     out = Path(out_dir)
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     written = []
-    _atomic_write(out / "robustness.json", json.dumps(public, indent=2) + "\n")
+    atomic_write_text(json.dumps(public, indent=2) + "\n", out / "robustness.json")
     written.append(str(out / "robustness.json"))
-    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False, newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["frequency", "amplitude", "acc", "loss"])
-        w.writeheader()
-        w.writerow({"frequency": "clean", "amplitude": 0, **result["clean"]})
-        w.writerows(result["rows"])
-    os.replace(f.name, out / "robustness.csv")
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=["frequency", "amplitude", "acc", "loss"])
+    w.writeheader()
+    w.writerow({"frequency": "clean", "amplitude": 0, **result["clean"]})
+    w.writerows(result["rows"])
+    atomic_write_text(buf.getvalue(), out / "robustness.csv")
     written.append(str(out / "robustness.csv"))
-    _atomic_write(out / "robustness.md", sweep_markdown(result))
+    atomic_write_text(sweep_markdown(result), out / "robustness.md")
     written.append(str(out / "robustness.md"))
     if plots:
         written.append(P.save_figure(P.plot_robustness_sweep(public), out / "accuracy.png"))
         model = result.get("_model")
         if model is not None:
-            responses = [layer_frequency_response(layer, 2048) for layer in _ssm_layers(model)]
+            responses = [layer_frequency_response(layer, 2048) for layer in lti_layers(model)]
             marks = [r["frequency"] for r in result["rows"] if r["frequency"] is not None] \
                 if result["kind"] == "layer" else []
             written.append(P.save_figure(P.plot_layer_responses(responses, sorted(set(marks))),

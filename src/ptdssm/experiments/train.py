@@ -1,62 +1,70 @@
-"""The training loop: AdamW with SSM parameter groups, warmup + cosine, clipping, bf16, checkpoints, exact resume, DDP.
+"""The training loop, in named steps: AdamW with SSM parameter groups, warmup + cosine, clipping, bf16, checkpoints
+every epoch and every ``train.checkpoint_every`` steps, exact resume (also mid-epoch), DDP.
+
+Outline (each step is a function below)::
+
+    run = setup(cfg, ...)                      # data, model, optimizer, schedule, loaders, metric files
+    state = resume_or_fresh(run, resume)       # TrainState from checkpoints/last.pt, or a fresh one
+    while state.epoch < epochs:
+        record = run_epoch(run, state)         # may raise TrainingDiverged; writes last.pt every K steps too
+        validate(run, state, record)           # val metrics; best.pt when Objective.score improves
+        end_epoch(run, state, record)          # epoch record, last.pt
+    results = final_test(run, state)           # test metrics of the best-validation and of the last model
 
 Run directory (``train.out``)::
 
     config.yaml            resolved config
     metrics.jsonl          one JSON record per logged step ("kind": "step") and per epoch ("kind": "epoch")
     metrics.csv            the epoch records
-    checkpoints/last.pt    written every epoch (temp file + os.replace): model, optimizer, scheduler, RNG states,
-                           resolved config, epoch, best validation accuracy, metric-file offsets
-    checkpoints/best.pt    model and config of the best validation accuracy
-    results.json           final metrics: test accuracy of the best-validation and of the last model
+    checkpoints/last.pt    every epoch and every train.checkpoint_every optimizer steps (schema: checkpoint.py)
+    checkpoints/best.pt    the model of the best validation score (accuracy, ties broken by lower loss; regression:
+                           lower loss)
+    results.json           final metrics: test metrics of the best-validation and of the last model
     tensorboard/           if train.tensorboard and TensorBoard is installed
 
 **Resume** restores everything in ``last.pt`` and truncates the metric files to what they held when it was written,
 so a run killed at any point (even with SIGKILL) and resumed ends with the same metrics as an uninterrupted one on
-the same machine (CPU; tested). Batches come from a ``DistributedSampler`` seeded with ``train.seed`` and the epoch
-(also in single-process runs), so the data order does not depend on the global RNG.
+the same machine (CPU; tested, also for a kill in the middle of an epoch). Batches come from a sampler whose order
+depends only on ``train.seed`` and the epoch (also in single-process runs), so a resume inside an epoch starts the
+sampler ``k`` batches in and skips exactly the batches already done (exact with ``data.num_workers = 0`` or datasets
+that draw no randomness of their own).
 
 **Distributed**: under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (gloo on CPU, nccl on CUDA);
 ``data.batch_size`` is the global batch, split evenly across processes; rank 0 logs and writes checkpoints.
 
-A NaN or inf loss (or gradient norm) stops the run with :class:`TrainingDiverged`; the last checkpoint written is the
-last good one.
+A NaN or inf loss or gradient norm, or a layer's :class:`~ptdssm.errors.NonFiniteError`, stops the run with
+:class:`~ptdssm.errors.TrainingDiverged`; the last checkpoint written is the last good one.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import os
-import random
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from ..config import Config, config_from_dict, config_to_dict
 from ..data import build_task, collate
+from ..errors import CheckpointError, ConfigError, DataError, NonFiniteError, TrainingDiverged
 from ..models import build_model
+from .checkpoint import atomic_save, atomic_write_text, best_payload, last_payload, read_checkpoint
+from .distributed import any_rank, dist_setup, gather_objects, rng_state, seed_all, set_rng_state
 from .evaluate import evaluate_model, make_eval_loader, model_inputs
+from .metrics_log import MetricsLog, csv_fields
+from .objective import Objective
+from .optimizer import WarmupSchedule, build_optimizer
+from .run import EpochSampler, Run, TrainState
 
-__all__ = ["TrainResult", "TrainingDiverged", "WarmupSchedule", "build_optimizer", "train"]
-
-CHECKPOINT_VERSION = 1
-
-
-class TrainingDiverged(ValueError):
-    """The loss or the gradient norm became NaN or inf."""
+__all__ = ["Run", "TrainResult", "TrainState", "TrainingDiverged", "WarmupSchedule", "build_optimizer",
+           "end_epoch", "final_test", "resume_or_fresh", "run_epoch", "save_last", "setup", "train", "validate"]
 
 
 @dataclass
@@ -66,207 +74,6 @@ class TrainResult:
     out_dir: Path
     results: dict[str, Any]
     model: nn.Module = field(repr=False)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Optimizer and schedule
-
-
-class WarmupSchedule:
-    """LR multiplier per step: linear warmup over ``warmup`` steps, then cosine / linear decay or constant."""
-
-    def __init__(self, warmup: int, total: int, kind: str = "cosine", min_ratio: float = 0.0) -> None:
-        self.warmup, self.total, self.kind, self.min_ratio = int(warmup), max(1, int(total)), kind, float(min_ratio)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        if self.kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if self.kind == "cosine" else 1.0 - progress
-        return self.min_ratio + (1.0 - self.min_ratio) * decay
-
-
-def _name_matches(name: str, patterns: list[str]) -> bool:
-    tokens = name.rsplit(".", 1)[-1].split("_")
-    return any(p in tokens for p in patterns)
-
-
-def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.AdamW:
-    """AdamW over ``ptdssm.optim.param_groups`` (SSM parameters at ``ssm_lr``, no weight decay).
-
-    ``cfg`` is an :class:`ptdssm.config.OptimConfig`; its ``global_lr`` / ``global_lr_wd`` move matching SSM
-    parameters to the global learning rate (without / with weight decay).
-    """
-    from .. import optim as ptd_optim
-
-    groups = ptd_optim.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay, ssm_lr=cfg.ssm_lr)
-    if cfg.global_lr or cfg.global_lr_wd:
-        names = {id(p): n for n, p in model.named_parameters()}
-        moved: dict[str, list[nn.Parameter]] = {"global_lr": [], "global_lr_wd": []}
-        new_groups = []
-        for g in groups:
-            keep = []
-            if "name" in g:
-                is_ssm = g["name"] == "ssm"
-            else:
-                is_ssm = g.get("lr", cfg.lr) == cfg.ssm_lr and g.get("weight_decay", cfg.weight_decay) == 0.0
-            for p in g["params"]:
-                n = names.get(id(p), "")
-                if is_ssm and _name_matches(n, cfg.global_lr_wd):
-                    moved["global_lr_wd"].append(p)
-                elif is_ssm and _name_matches(n, cfg.global_lr):
-                    moved["global_lr"].append(p)
-                else:
-                    keep.append(p)
-            if keep:
-                new_groups.append({**g, "params": keep})
-        if moved["global_lr"]:
-            new_groups.append({"params": moved["global_lr"], "lr": cfg.lr, "weight_decay": 0.0, "name": "ssm_global"})
-        if moved["global_lr_wd"]:
-            new_groups.append({"params": moved["global_lr_wd"], "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-                               "name": "ssm_global_wd"})
-        for key in ("global_lr", "global_lr_wd"):
-            if getattr(cfg, key) and not moved[key]:
-                warnings.warn(f"optim.{key} {getattr(cfg, key)} matched no SSM parameter", stacklevel=2)
-        groups = new_groups
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,  # type: ignore[arg-type]
-                             weight_decay=cfg.weight_decay)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Small helpers
-
-
-def _dist_setup(device_pref: str) -> tuple[int, int, int, torch.device, bool]:
-    """``(rank, world, local_rank, device, we_initialized)`` from torchrun's environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_pref == "auto":
-        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    elif device_pref == "cuda":
-        device = torch.device(f"cuda:{local}")
-    else:
-        device = torch.device(device_pref)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("config key 'train.device' asks for CUDA but no CUDA device is available")
-    initialized = False
-    if world > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        initialized = True
-    if dist.is_initialized():
-        rank, world = dist.get_rank(), dist.get_world_size()
-    return rank, world, local, device, initialized
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global legacy RNG is what user code may draw from
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),  # noqa: NPY002
-             "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-class _MetricsLog:
-    """Append-only JSONL + CSV (epoch records) + optional TensorBoard, written by rank 0 only."""
-
-    CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s",
-                  "samples_per_s")
-
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.jsonl, self.csv = out / "metrics.jsonl", out / "metrics.csv"
-        self.tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                warnings.warn("train.tensorboard is on but TensorBoard is not installed; logging JSONL/CSV only",
-                              stacklevel=2)
-
-    def offsets(self) -> dict[str, int]:
-        return {str(p.name): (p.stat().st_size if p.exists() else 0) for p in (self.jsonl, self.csv)}
-
-    def truncate(self, offsets: dict[str, int]) -> None:
-        """Cut the files back to the sizes recorded in a checkpoint (drops records of an interrupted epoch)."""
-        if not self.enabled:
-            return
-        for p in (self.jsonl, self.csv):
-            size = offsets.get(p.name, 0)
-            if p.exists():
-                with open(p, "r+b") as f:
-                    f.truncate(size)
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.jsonl, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if record.get("kind") == "epoch":
-            new = not self.csv.exists() or self.csv.stat().st_size == 0
-            with open(self.csv, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self.CSV_FIELDS, extrasaction="ignore")
-                if new:
-                    w.writeheader()
-                w.writerow(record)
-        if self.tb is not None:
-            step = int(record.get("step", 0))
-            for k, v in record.items():
-                if isinstance(v, float) and k not in ("epoch", "step"):
-                    self.tb.add_scalar(f"{record.get('kind', 'x')}/{k}", v, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _log(msg: str, rank: int) -> None:
-    if rank == 0:
-        print(msg, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The loop
 
 
 def train(cfg: Config, *, resume: bool = False) -> TrainResult:
@@ -281,209 +88,254 @@ def train(cfg: Config, *, resume: bool = False) -> TrainResult:
         :class:`TrainResult` with the run directory, the final results and the trained (unwrapped) model.
 
     Raises:
-        ValueError: bad config, missing data, or a run directory that already holds a run (without ``resume``).
-        TrainingDiverged: NaN/inf loss.
+        ConfigError / DataError: bad config, missing data, a run directory that already holds a run (without
+            ``resume``). CheckpointError: an unreadable ``last.pt``. TrainingDiverged: NaN/inf loss or gradients.
     """
     cfg = config_from_dict(config_to_dict(cfg))  # private, validated copy
     tc, dc = cfg.train, cfg.data
-    out = Path(tc.out or f"runs/{dc.task}-{cfg.model.name}")
+    default_out = f"runs/{dc.task}-{cfg.model.name}".replace(":", "-")
+    out = Path(tc.out or default_out)
     cfg.train.out = str(out)
-    rank, world, _, device, we_initialized = _dist_setup(tc.device)
+    rank, world, _, device, we_initialized = dist_setup(tc.device)
+    run = None
     try:
-        return _train(cfg, out, rank, world, device, resume)
+        run = setup(cfg, out, rank, world, device, resume)
+        state = resume_or_fresh(run, resume)
+        while state.epoch < tc.epochs:
+            record = run_epoch(run, state)
+            validate(run, state, record)
+            end_epoch(run, state, record)
+        return final_test(run, state)
     finally:
+        if run is not None:
+            run.log.close()
         if we_initialized and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(cfg: Config, out: Path, rank: int, world: int, device: torch.device, resume: bool) -> TrainResult:
+def setup(cfg: Config, out: Path, rank: int, world: int, device: torch.device, resume: bool) -> Run:
+    """Data, model (same seed on every rank), optimizer, schedule, loaders and metric files of a run."""
     tc, oc, dc = cfg.train, cfg.optim, cfg.data
-    is_main = rank == 0
-    ckpt_dir = out / "checkpoints"
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     if dc.batch_size % world:
-        raise ValueError(f"config key 'data.batch_size' ({dc.batch_size}) must be divisible by the number of "
-                         f"processes ({world})")
-    if not resume and last_path.exists():
-        raise ValueError(f"run directory {out} already holds a run; pass --resume to continue it or choose "
-                         f"another --out")
+        raise ConfigError(f"config key 'data.batch_size' ({dc.batch_size}) must be divisible by the number of "
+                          f"processes ({world})")
+    if not resume and (out / "checkpoints" / "last.pt").exists():
+        raise ConfigError(f"run directory {out} already holds a run; pass --resume to continue it or choose "
+                          f"another --out (config key 'train.out')")
     if tc.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = False
-
-    # Data and model (same seed on every rank: identical initial weights).
     data = build_task(dc)
     info = data.info
-    _seed_all(tc.seed)
+    seed_all(tc.seed)
     model = build_model(cfg.model, info).to(device)
     optimizer = build_optimizer(model, oc)
-    per_rank = dc.batch_size // world
-    sampler = DistributedSampler(data.train, num_replicas=world, rank=rank, shuffle=True,  # type: ignore[arg-type]
-                                 seed=tc.seed, drop_last=world > 1)
-    loader = DataLoader(data.train, batch_size=per_rank, sampler=sampler, collate_fn=collate,
-                        num_workers=dc.num_workers, generator=torch.Generator().manual_seed(tc.seed),
-                        drop_last=False)
-    steps_per_epoch = len(loader) if tc.max_steps_per_epoch is None else min(len(loader), tc.max_steps_per_epoch)
-    if steps_per_epoch == 0:
-        raise ValueError(f"the training split of {info.name!r} has {len(data.train)} examples: "  # type: ignore[arg-type]
-                         f"too few for one batch of {dc.batch_size}")
-    total_steps = steps_per_epoch * tc.epochs
-    warmup = int(round(oc.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupSchedule(warmup, total_steps, oc.schedule, oc.min_lr_ratio))
+    sampler = EpochSampler(data.train, num_replicas=world, rank=rank, shuffle=True,  # type: ignore[arg-type]
+                           seed=tc.seed, drop_last=world > 1)
+    gen = torch.Generator().manual_seed(tc.seed)
+    loader = DataLoader(data.train, batch_size=dc.batch_size // world, sampler=sampler, collate_fn=collate,
+                        num_workers=dc.num_workers, generator=gen, drop_last=False)
+    steps = len(loader) if tc.max_steps_per_epoch is None else min(len(loader), tc.max_steps_per_epoch)
+    if steps == 0:
+        raise DataError(f"the training split of {info.name!r} has {len(data.train)} examples: "  # type: ignore[arg-type]
+                        f"too few for one batch of {dc.batch_size} (config key 'data.batch_size')")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule(
+        int(round(oc.warmup_epochs * steps)), steps * tc.epochs, oc.schedule, oc.min_lr_ratio))
     eval_bs = max(1, dc.eval_batch_size or dc.batch_size)
-    val_loader = make_eval_loader(data.val, eval_bs, dc.num_workers)
-    test_loader = make_eval_loader(data.test, eval_bs, dc.num_workers)
+    if rank == 0:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    objective = Objective(info)
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Run(cfg=cfg, out=out, rank=rank, world=world, device=device, info=info, objective=objective, model=model,
+               net=net, optimizer=optimizer, scheduler=scheduler, sampler=sampler, loader=loader, loader_gen=gen,
+               steps_per_epoch=steps, val_loader=make_eval_loader(data.val, eval_bs, dc.num_workers),
+               test_loader=make_eval_loader(data.test, eval_bs, dc.num_workers),
+               log=MetricsLog(out, rank == 0, tc.tensorboard, csv_fields(objective.metric_names)),
+               sizes=(len(data.train), len(data.val), len(data.test)))  # type: ignore[arg-type]
 
-    # Run directory and resume.
-    if is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-    log = _MetricsLog(out, is_main, tc.tensorboard)
-    start_epoch, global_step, best_val, best_epoch = 0, 0, -1.0, -1
-    if resume and last_path.exists():
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
-        _check_resumable(cfg, config_from_dict(ckpt["config"]), last_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
-        best_val, best_epoch = float(ckpt["best_val_acc"]), int(ckpt["best_epoch"])
+
+def resume_or_fresh(run: Run, resume: bool) -> TrainState:
+    """The state in ``last.pt`` (model, optimizer, schedule, RNGs, counters restored; metric files cut back), or a
+    fresh state. Writes ``config.yaml``."""
+    cfg, state = run.cfg, TrainState()
+    if resume and run.last_path.exists():
+        ckpt = read_checkpoint(run.last_path, run.device, resume=True)
+        _check_resumable(cfg, config_from_dict(ckpt["config"]), run.last_path)
+        run.model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        state.epoch, state.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
+        state.step_in_epoch, state.epoch_time = int(ckpt["step_in_epoch"]), float(ckpt["epoch_time"])
+        state.best, state.last_record = dict(ckpt["best"]), ckpt.get("last_record")
+        state.saved = (state.epoch, state.step_in_epoch)
+        if state.step_in_epoch:
+            sums = ckpt["epoch_sums"]
+            if sums is None or len(sums) != run.world:
+                raise CheckpointError(f"cannot resume {run.last_path} in the middle of an epoch with {run.world} "
+                                      f"process(es): it was written by {0 if sums is None else len(sums)}")
+            state.sums = torch.tensor(sums[run.rank], dtype=torch.float64)
         rng = ckpt["rng"]
-        _set_rng_state(rng[rank] if rank < len(rng) else rng[0])
-        log.truncate(ckpt.get("metric_offsets", {}))
-        _log(f"resuming {out} after epoch {start_epoch} (step {global_step})", rank)
+        set_rng_state(rng[run.rank] if run.rank < len(rng) else rng[0])
+        run.log.truncate(ckpt.get("metric_offsets", {}))
+        where = (f"in epoch {state.epoch + 1} after step {state.step_in_epoch} of {run.steps_per_epoch}"
+                 if state.step_in_epoch else f"after epoch {state.epoch}")
+        _log(f"resuming {run.out} {where} (step {state.global_step})", run.rank)
     else:
         if resume:
-            _log(f"nothing to resume in {out}: starting a new run", rank)
-        log.truncate({})
-        torch.manual_seed(tc.seed + 1000 * rank)  # per-rank dropout streams; weights are already identical
-    if is_main:
-        _atomic_write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), out / "config.yaml")
+            _log(f"nothing to resume in {run.out}: starting a new run", run.rank)
+        run.log.truncate({})
+        torch.manual_seed(cfg.train.seed + 1000 * run.rank)  # per-rank dropout streams; weights are identical
+    if run.is_main:
+        atomic_write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), run.out / "config.yaml")
+    n_train, n_val, n_test = run.sizes
+    _log(f"ptdssm train: {cfg.model.name} on {run.info.name} (L={run.info.seq_len}), "
+         f"{sum(p.numel() for p in run.model.parameters()):,} parameters, {n_train} train / {n_val} val / "
+         f"{n_test} test, {run.world} process(es) on {run.device}, run directory {run.out}", run.rank)
+    return state
 
-    if world > 1:
-        ddp_model: nn.Module = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        ddp_model = model
-    n_params = sum(p.numel() for p in model.parameters())
-    _log(f"ptdssm train: {cfg.model.name} on {info.name} (L={info.seq_len}), {n_params:,} parameters, "
-         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "  # type: ignore[arg-type]
-         f"{world} process(es) on {device}, run directory {out}", rank)
 
-    use_bf16 = tc.precision == "bf16"
-    best_state: dict[str, torch.Tensor] | None = None
-    for epoch in range(start_epoch, tc.epochs):
-        sampler.set_epoch(epoch)
-        ddp_model.train()
-        t0 = time.perf_counter()
-        sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count (this rank)
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", is_main and tc.progress)
-        for i, batch in enumerate(loader):
-            if i >= steps_per_epoch:
-                break
-            inputs = model_inputs(batch, device)
-            y = batch["y"].to(device)
-            try:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = ddp_model(**inputs)
-                loss = F.cross_entropy(logits.float(), y)
-                bad_value = None if bool(torch.isfinite(loss)) else float(loss.detach())
-            except ValueError as exc:  # the layers reject non-finite activations
-                if "nan" not in str(exc).lower() and "inf" not in str(exc).lower():
-                    raise
-                bad_value = float("nan")
-            if _any_rank(bad_value is not None, world, device):
-                _diverged(log, epoch, global_step, bad_value, start_epoch, last_path, bar)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = _grad_norm(model, oc.grad_clip)
-            if _any_rank(not bool(torch.isfinite(gnorm)), world, device):
-                _diverged(log, epoch, global_step, float(gnorm), start_epoch, last_path, bar, what="gradient norm")
-            optimizer.step()
-            scheduler.step()
-            global_step += 1
-            with torch.no_grad():
-                sums[0] += float(loss.detach()) * y.numel()
-                sums[1] += float((logits.argmax(-1) == y).sum())
-                sums[2] += y.numel()
-            elapsed = time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-                if i % 10 == 0 or i == steps_per_epoch - 1:
-                    bar.set_postfix(loss=f"{sums[0].item() / sums[2].item():.4f}",
-                                    acc=f"{sums[1].item() / sums[2].item():.3f}",
-                                    seq_s=f"{world * sums[2].item() / max(elapsed, 1e-9):.0f}", refresh=False)
-            if global_step % tc.log_every == 0:
-                log.write({"kind": "step", "epoch": epoch + 1, "step": global_step, "loss": float(loss.detach()),
-                           "lr": scheduler.get_last_lr()[0]})
+def run_epoch(run: Run, state: TrainState) -> dict[str, Any]:
+    """Train the rest of epoch ``state.epoch`` (from step ``state.step_in_epoch``); returns its epoch record and
+    leaves ``state`` at the epoch boundary. Writes ``last.pt`` every ``train.checkpoint_every`` steps."""
+    tc, epoch, per_rank = run.cfg.train, state.epoch, run.cfg.data.batch_size // run.world
+    run.sampler.set_epoch(epoch, skip=state.step_in_epoch * per_rank)
+    run.loader_gen.manual_seed(tc.seed + epoch)  # worker seeds depend on the epoch only
+    run.net.train()
+    t0 = time.perf_counter() - state.epoch_time
+    bar = _progress(run.steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", run.is_main and tc.progress)
+    if bar is not None:
+        bar.update(state.step_in_epoch)
+    every = tc.checkpoint_every
+    for batch in run.loader:
+        if state.step_in_epoch >= run.steps_per_epoch:
+            break
+        loss = _train_step(run, state, batch, bar)
+        state.epoch_time = time.perf_counter() - t0
         if bar is not None:
-            bar.close()
-        if world > 1:
-            dist.all_reduce(sums)
-        elapsed = time.perf_counter() - t0
-        record: dict[str, Any] = {
-            "kind": "epoch", "epoch": epoch + 1, "step": global_step, "lr": scheduler.get_last_lr()[0],
-            "train_loss": float(sums[0] / sums[2]), "train_acc": float(sums[1] / sums[2]),
-            "time_s": round(elapsed, 3), "samples_per_s": round(float(sums[2]) / max(elapsed, 1e-9), 1),
-        }
-        if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
-            val = evaluate_model(ddp_model, val_loader, device, precision=tc.precision)
-            record.update(val_loss=val["loss"], val_acc=val["acc"])
-            if val["acc"] > best_val:
-                best_val, best_epoch = val["acc"], epoch + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if is_main:
-                    _atomic_save({"version": CHECKPOINT_VERSION, "config": config_to_dict(cfg),
-                                  "task_info": asdict(info), "epoch": epoch + 1, "model": model.state_dict(),
-                                  "val_acc": best_val}, best_path)
-        log.write(record)
-        _log(_epoch_line(record, tc.epochs), rank)
-        rng_states = _gather_rng(world)
-        if is_main:
-            _atomic_save({
-                "version": CHECKPOINT_VERSION, "config": config_to_dict(cfg), "task_info": asdict(info),
-                "epoch": epoch + 1, "global_step": global_step, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states,
-                "best_val_acc": best_val, "best_epoch": best_epoch, "metric_offsets": log.offsets(),
-                "last_record": record,
-            }, last_path)
-        if world > 1:
-            dist.barrier()
+            bar.update(1)
+            s = run.objective.summarize(state.sums)
+            bar.set_postfix(loss=f"{s['loss']:.4f}", **{m: f"{s[m]:.3f}" for m in run.objective.metric_names},
+                            refresh=False)
+        if state.global_step % tc.log_every == 0:
+            run.log.write({"kind": "step", "epoch": epoch + 1, "step": state.global_step, "loss": loss,
+                           "lr": run.scheduler.get_last_lr()[0]})
+        if every and state.global_step % every == 0 and state.step_in_epoch < run.steps_per_epoch:
+            save_last(run, state)
+    if bar is not None:
+        bar.close()
+    sums = state.sums.clone()
+    if run.world > 1:
+        dist.all_reduce(sums)
+    elapsed = time.perf_counter() - t0
+    train_metrics = run.objective.summarize(sums)
+    record: dict[str, Any] = {"kind": "epoch", "epoch": epoch + 1, "step": state.global_step,
+                              "lr": run.scheduler.get_last_lr()[0],
+                              **{f"train_{k}": v for k, v in train_metrics.items() if k != "n"},
+                              "time_s": round(elapsed, 3),
+                              "samples_per_s": round(float(sums[3]) / max(elapsed, 1e-9), 1)}
+    state.epoch, state.step_in_epoch, state.epoch_time = epoch + 1, 0, 0.0
+    state.sums = torch.zeros(4, dtype=torch.float64)
+    return record
 
-    # Final evaluation on test: the last model and the best-by-validation model.
-    final = evaluate_model(ddp_model, test_loader, device, precision=tc.precision)
-    best_test = final
+
+def _train_step(run: Run, state: TrainState, batch: dict[str, Any], bar: Any) -> float:
+    """One optimizer step on ``batch``; updates the counters and the epoch sums; returns the batch loss."""
+    inputs = model_inputs(batch, run.device)
+    y = batch["y"].to(run.device)
+    bad: float | None = None
+    try:
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.cfg.train.precision == "bf16"):
+            out = run.net(**inputs)
+        loss = run.objective.loss(out, y)
+        bad = None if bool(torch.isfinite(loss)) else float(loss.detach())
+    except NonFiniteError:  # a layer met a non-finite activation
+        bad = float("nan")
+    if any_rank(bad is not None, run.world, run.device):
+        _diverged(run, state, bad, bar)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = _grad_norm(run.model, run.cfg.optim.grad_clip)
+    if any_rank(not bool(torch.isfinite(gnorm)), run.world, run.device):
+        _diverged(run, state, float(gnorm), bar, what="gradient norm")
+    run.optimizer.step()
+    run.scheduler.step()
+    state.global_step += 1
+    state.step_in_epoch += 1
+    state.sums += run.objective.stats(out, y).cpu()
+    return float(loss.detach())
+
+
+def validate(run: Run, state: TrainState, record: dict[str, Any]) -> None:
+    """On evaluation epochs: validation metrics into ``record``; ``best.pt`` when the validation score improves
+    (:meth:`Objective.score`: accuracy, ties broken by lower loss; regression: lower loss)."""
+    tc, epoch = run.cfg.train, record["epoch"]
+    if epoch % tc.eval_every and epoch != tc.epochs:
+        return
+    val = evaluate_model(run.net, run.val_loader, run.device, precision=tc.precision, objective=run.objective)
+    record.update({f"val_{k}": v for k, v in val.items() if k != "n"})
+    if run.objective.is_better(val, state.best["score"]):
+        state.best = {"epoch": epoch, "score": list(run.objective.score(val)), "val": val}
+        state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+        if run.is_main:
+            atomic_save(best_payload(config=config_to_dict(run.cfg), task_info=asdict(run.info),
+                                     model=run.model.state_dict(), epoch=epoch, val=val), run.best_path)
+
+
+def end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> None:
+    """Log the epoch record and write ``last.pt`` at the epoch boundary."""
+    run.log.write(record)
+    state.last_record = record
+    _log(_epoch_line(record, run.cfg.train.epochs, run.objective.metric_names), run.rank)
+    save_last(run, state)
+
+
+def save_last(run: Run, state: TrainState) -> None:
+    """Write ``last.pt`` (rank 0; every rank takes part in gathering the RNG states and epoch sums)."""
+    rng = gather_objects(rng_state(), run.world)
+    sums = gather_objects(state.sums.tolist(), run.world) if state.step_in_epoch else None
+    if run.is_main:
+        atomic_save(last_payload(
+            config=config_to_dict(run.cfg), task_info=asdict(run.info), model=run.model.state_dict(),
+            optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(), epoch=state.epoch,
+            step_in_epoch=state.step_in_epoch, global_step=state.global_step, rng=rng, epoch_sums=sums,
+            epoch_time=state.epoch_time, best=state.best, metric_offsets=run.log.offsets(),
+            last_record=state.last_record), run.last_path)
+    state.saved = (state.epoch, state.step_in_epoch)
+    if run.world > 1:
+        dist.barrier()
+
+
+def final_test(run: Run, state: TrainState) -> TrainResult:
+    """Test metrics of the last model and of the best-validation model; ``results.json``."""
+    tc, obj = run.cfg.train, run.objective
+    final = evaluate_model(run.net, run.test_loader, run.device, precision=tc.precision, objective=obj)
+    best_test, best_epoch = final, int(state.best["epoch"])
     if best_epoch not in (-1, tc.epochs):
+        best_state = state.best_state
         if best_state is None:  # resumed after the best epoch: every rank reads rank 0's best.pt
-            best_state = torch.load(best_path, map_location=device, weights_only=False)["model"]
-        last_state = {k: v.clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(best_state)
-        best_test = evaluate_model(ddp_model, test_loader, device, precision=tc.precision)
-        model.load_state_dict(last_state)
-    results = {
-        "task": info.name, "model": cfg.model.name, "epochs": tc.epochs, "steps": global_step,
-        "n_params": n_params, "world_size": world,
-        "best_epoch": best_epoch, "best_val_acc": best_val,
-        "test_acc": best_test["acc"], "test_loss": best_test["loss"],
-        "final_test_acc": final["acc"], "final_test_loss": final["loss"], "test_n": final["n"],
-    }
-    if is_main:
-        log.write({"kind": "test", **results})
-        _atomic_write_text(json.dumps(results, indent=2) + "\n", out / "results.json")
-        _log(f"test accuracy {results['test_acc']:.4f} (best validation epoch {best_epoch}); last model "
-             f"{results['final_test_acc']:.4f}; results in {out / 'results.json'}", rank)
-    log.close()
-    return TrainResult(out, results, model)
-
-
-def _gather_rng(world: int) -> list[dict[str, Any]]:
-    state = _rng_state()
-    if world == 1:
-        return [state]
-    states: list[Any] = [None] * world
-    dist.all_gather_object(states, state)
-    return states
+            best_state = read_checkpoint(run.best_path, run.device)["model"]
+        last_state = {k: v.clone() for k, v in run.model.state_dict().items()}
+        run.model.load_state_dict(best_state)
+        best_test = evaluate_model(run.net, run.test_loader, run.device, precision=tc.precision, objective=obj)
+        run.model.load_state_dict(last_state)
+    names = (*obj.metric_names, "loss")
+    best_val = state.best["val"] or {}
+    results = {"task": run.info.name, "model": run.cfg.model.name, "epochs": tc.epochs, "steps": state.global_step,
+               "n_params": sum(p.numel() for p in run.model.parameters()), "world_size": run.world,
+               "best_epoch": best_epoch, **{f"best_val_{k}": best_val.get(k) for k in names},
+               **{f"test_{k}": best_test[k] for k in names}, **{f"final_test_{k}": final[k] for k in names},
+               "test_n": final["n"]}
+    if run.is_main:
+        run.log.write({"kind": "test", **results})
+        atomic_write_text(json.dumps(results, indent=2) + "\n", run.out / "results.json")
+        shown = " ".join(f"{k} {results[f'test_{k}']:.4f}" for k in names)
+        _log(f"test {shown} (best validation epoch {best_epoch}); last model "
+             + " ".join(f"{k} {results[f'final_test_{k}']:.4f}" for k in names)
+             + f"; results in {run.out / 'results.json'}", run.rank)
+    return TrainResult(run.out, results, run.model)
 
 
 def _check_resumable(cfg: Config, saved: Config, path: Path) -> None:
@@ -494,21 +346,12 @@ def _check_resumable(cfg: Config, saved: Config, path: Path) -> None:
             if section == "data" and key in ("data_dir", "num_workers"):
                 continue
             if a[section][key] != b[section].get(key):
-                raise ValueError(f"cannot resume {path}: config key '{section}.{key}' is {a[section][key]!r} but "
-                                 f"the checkpoint has {b[section].get(key)!r}")
+                raise ConfigError(f"cannot resume {path}: config key '{section}.{key}' is {a[section][key]!r} but "
+                                  f"the checkpoint has {b[section].get(key)!r}")
     for key in ("epochs", "seed"):
         if a["train"][key] != b["train"][key]:
-            raise ValueError(f"cannot resume {path}: config key 'train.{key}' is {a['train'][key]!r} but the "
-                             f"checkpoint has {b['train'][key]!r}")
-
-
-def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
-    """True if ``flag`` is true on any process (all processes agree, so they stop together)."""
-    if world == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
+            raise ConfigError(f"cannot resume {path}: config key 'train.{key}' is {a['train'][key]!r} but the "
+                              f"checkpoint has {b['train'][key]!r}")
 
 
 def _grad_norm(model: nn.Module, clip: float) -> torch.Tensor:
@@ -519,17 +362,26 @@ def _grad_norm(model: nn.Module, clip: float) -> torch.Tensor:
     return nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
 
 
-def _diverged(log: _MetricsLog, epoch: int, step: int, value: float | None, start_epoch: int,
-              last_path: Path, bar: Any, what: str = "loss") -> None:
+def _diverged(run: Run, state: TrainState, value: float | None, bar: Any, what: str = "loss") -> None:
     if bar is not None:
         bar.close()
-    log.write({"kind": "diverged", "epoch": epoch + 1, "step": step + 1, what.replace(" ", "_"): value})
-    log.close()
-    where = (f"the last good checkpoint is {last_path} (epoch {epoch})" if epoch > 0 or start_epoch > 0
-             else "no checkpoint was written (it diverged in the first epoch)")
+    epoch, step = state.epoch + 1, state.global_step + 1
+    run.log.write({"kind": "diverged", "epoch": epoch, "step": step, what.replace(" ", "_"): value})
+    if state.saved is None:
+        where = "no checkpoint was written yet"
+    elif state.saved[1] == 0:
+        where = f"the last good checkpoint is {run.last_path} (epoch {state.saved[0]})"
+    else:
+        where = (f"the last good checkpoint is {run.last_path} (epoch {state.saved[0] + 1}, step {state.saved[1]} "
+                 f"of {run.steps_per_epoch})")
     shown = "NaN/inf" if value is None else value
-    raise TrainingDiverged(f"non-finite {what} ({shown}) at epoch {epoch + 1}, step {step + 1} (on some process): "
+    raise TrainingDiverged(f"non-finite {what} ({shown}) at epoch {epoch}, step {step} (on some process): "
                            f"stopping; {where}. Try a lower optim.lr / optim.ssm_lr or set optim.grad_clip.")
+
+
+def _log(msg: str, rank: int) -> None:
+    if rank == 0:
+        print(msg, file=sys.stderr, flush=True)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -540,8 +392,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.5)
 
 
-def _epoch_line(r: dict[str, Any], epochs: int) -> str:
-    s = (f"epoch {r['epoch']}/{epochs}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}")
-    if "val_acc" in r:
-        s += f" | val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}"
+def _epoch_line(r: dict[str, Any], epochs: int, names: tuple[str, ...]) -> str:
+    s = f"epoch {r['epoch']}/{epochs}: train loss {r['train_loss']:.4f}" + "".join(
+        f" {m} {r[f'train_{m}']:.4f}" for m in names)
+    if "val_loss" in r:
+        s += f" | val loss {r['val_loss']:.4f}" + "".join(f" {m} {r[f'val_{m}']:.4f}" for m in names)
     return s + f" | {r['time_s']:.1f}s, {r['samples_per_s']:.0f} seq/s"

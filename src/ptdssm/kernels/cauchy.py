@@ -34,7 +34,9 @@ import math
 import torch
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["dplr_kernel", "dplr_dense"]
+from .discretize import discretize_ref
+
+__all__ = ["dplr_kernel", "dplr_dense", "dplr_kernel_ref"]
 
 DEFAULT_CHUNK_ELEMS = 1 << 21
 
@@ -129,3 +131,21 @@ def dplr_kernel(C: torch.Tensor, B: torch.Tensor, P: torch.Tensor, Lambda: torch
         corr = torch.einsum("hsjf,hfj->hsf", k_cp, X)
     khat = 2.0 * (k_cb - t * corr)  # (H, S, F)
     return torch.fft.irfft(khat, n=L).permute(1, 0, 2)
+
+
+def dplr_kernel_ref(C: torch.Tensor, B: torch.Tensor, P: torch.Tensor, Lambda: torch.Tensor, dt: torch.Tensor,
+                    L: int) -> torch.Tensor:
+    r"""Plain definition of :func:`dplr_kernel` (same arguments): the dense matrix ``A`` (:func:`dplr_dense`), its
+    bilinear discretization with an explicit inverse, the generating function
+    ``K^(z_k) = C~ (I - A_bar z_k)^{-1} B_bar`` by one dense solve per root of unity ``z_k = exp(-2 pi i k / L)``
+    (all ``L`` of them, conjugate modes written out) and ``K = Re ifft(K^)``. No Cauchy sums, no Woodbury."""
+    A = dplr_dense(Lambda, P)  # (H, N, N)
+    Abar, Bbar = discretize_ref(A, torch.cat([B, B.conj()], -1), dt, "bilinear")
+    Cf = torch.cat([C, C.conj()], -1)  # (S, H, N)
+    k = torch.arange(L, device=C.device, dtype=torch.float64)
+    z = torch.polar(torch.ones_like(k), -2.0 * math.pi * k / L).to(Abar.dtype)  # (L,)
+    eye = torch.eye(A.shape[-1], dtype=Abar.dtype, device=A.device)
+    M = eye - Abar[:, None] * z[None, :, None, None]  # (H, L, N, N)
+    x = torch.linalg.solve(M, Bbar[:, None, :, None].expand(-1, L, -1, -1))[..., 0]  # (H, L, N)
+    khat = (Cf[:, :, None] * x[None]).sum(-1)  # (S, H, L)
+    return torch.fft.ifft(khat, dim=-1).real

@@ -7,14 +7,17 @@ Diagonal systems (``A = diag(Lambda)``), elementwise:
 
 :func:`discretize_diag` returns ``log(Lambda_bar)`` rather than ``Lambda_bar`` because every consumer needs powers
 ``Lambda_bar^l = exp(l log Lambda_bar)``; for ZOH the log is exactly ``dt Lambda`` (no ``log`` call).
-Dense systems (S4's DPLR matrix written out, ``(..., N, N)``) go through :func:`discretize_dense`.
+Dense systems (S4's DPLR matrix written out, ``(..., N, N)``) go through :func:`discretize_dense`; DPLR ones through
+:func:`discretize_dplr` (Woodbury, no dense solve). :func:`discretize_ref` is the plain definition every one of
+them is tested against (augmented matrix exponential for ZOH, explicit inverse for bilinear).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["discretize_diag", "discretize_dense", "DISCRETIZATIONS"]
+__all__ = ["discretize_diag", "discretize_dense", "discretize_dplr", "conj_pair_to_real", "discretize_ref",
+           "DISCRETIZATIONS"]
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 
@@ -142,3 +145,39 @@ def conj_pair_to_real(Abar: torch.Tensor, Bbar: torch.Tensor,
     A_r = torch.cat([torch.cat([S.real, -D.imag], -1), torch.cat([S.imag, D.real], -1)], -2)
     b = Bbar[..., :m]
     return A_r, torch.cat([b.real, b.imag], -1), torch.cat([2.0 * C.real, -2.0 * C.imag], -1)
+
+
+def discretize_ref(A: torch.Tensor, B: torch.Tensor, dt: torch.Tensor,
+                   method: str = "zoh") -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Plain definition of every discretization here, on dense matrices.
+
+    ZOH from one matrix exponential of the augmented system (no ``A^-1``, valid for singular ``A``):
+
+    .. math:: \exp\left(dt \begin{bmatrix} A & B \\ 0 & 0 \end{bmatrix}\right)
+              = \begin{bmatrix} \bar A & \bar B \\ 0 & 1 \end{bmatrix},\qquad
+              \bar A = e^{dt A},\ \bar B = \int_0^{dt} e^{sA} ds\, B.
+
+    Bilinear with an explicit inverse: ``A_bar = inv(I - dt A/2) (I + dt A/2)``, ``B_bar = inv(I - dt A/2) dt B``.
+    A diagonal system is ``A = diag(Lambda)``; a DPLR one is :func:`~ptdssm.kernels.cauchy.dplr_dense`.
+
+    Args:
+        A: ``(..., N, N)``; B: ``(..., N)``; dt: ``(...)`` real.
+
+    Returns:
+        ``(A_bar (..., N, N), B_bar (..., N))``.
+    """
+    n = A.shape[-1]
+    cdt = torch.promote_types(A.dtype, B.dtype)
+    A, B = A.to(cdt), B.to(cdt)
+    dt_ = dt.to(cdt)[..., None, None]
+    if method == "zoh":
+        aug = torch.zeros(*A.shape[:-2], n + 1, n + 1, dtype=cdt, device=A.device)
+        aug[..., :n, :n] = A
+        aug[..., :n, n] = B
+        E = torch.linalg.matrix_exp(dt_ * aug)
+        return E[..., :n, :n], E[..., :n, n]
+    if method == "bilinear":
+        eye = torch.eye(n, dtype=cdt, device=A.device)
+        Minv = torch.linalg.inv(eye - dt_ * A / 2.0)
+        return Minv @ (eye + dt_ * A / 2.0), (Minv @ (dt_[..., 0] * B)[..., None])[..., 0]
+    raise ValueError(f"unknown disc {method!r}; expected one of: {', '.join(DISCRETIZATIONS)}")

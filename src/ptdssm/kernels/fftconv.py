@@ -6,13 +6,15 @@ run on the time-reversed input (both include the current position). Both are com
 the two-sided kernel is laid out circularly, ``k[0] = k_f[0] + k_b[0]``, ``k[j] = k_f[j]``, ``k[2L-j] = k_b[j]``
 (``0 < j < L``), ``k[L] = 0``. With inputs zeroed beyond each sequence's length, the reverse pass of a right-padded
 sequence sees only its own samples, exactly as if it were reversed within its own length.
+
+:func:`fft_conv_ref` is the plain definition (direct ``O(L^2)`` sums) that both fast paths are tested against.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["fft_conv", "fft_conv_blh", "two_sided_kernel"]
+__all__ = ["fft_conv", "fft_conv_blh", "fft_conv_ref", "two_sided_kernel"]
 
 
 def two_sided_kernel(k_fwd: torch.Tensor, k_bwd: torch.Tensor) -> torch.Tensor:
@@ -139,3 +141,24 @@ def fft_conv_blh(u: torch.Tensor, k: torch.Tensor, k_bwd: torch.Tensor | None = 
     kf = torch.fft.rfft(k)
     y, _ = _conv_bhl(_transpose_last2(u), kf, n, keep_spectrum=False)
     return _transpose_last2(y)
+
+
+# ---------------------------------------------------------------------------------------------- reference
+def fft_conv_ref(u: torch.Tensor, k: torch.Tensor, k_bwd: torch.Tensor | None = None,
+                 D: torch.Tensor | None = None) -> torch.Tensor:
+    """Plain definition of :func:`fft_conv` (same arguments, ``(B, H, L)`` layout): direct ``O(L^2)`` sums
+    ``y_t = sum_{s<=t} k_s u_{t-s} + sum_{s<=L-1-t} k_bwd_s u_{t+s} + D u_t`` through a dense Toeplitz matrix."""
+    L = u.shape[-1]
+
+    def toeplitz(kk: torch.Tensor, sign: int) -> torch.Tensor:
+        kk = torch.nn.functional.pad(kk, (0, max(0, L - kk.shape[-1])))[..., :L]
+        idx = torch.arange(L, device=u.device)
+        lag = sign * (idx[:, None] - idx[None, :])  # (L, L): t - j (causal) or j - t (anti-causal)
+        return torch.where(lag >= 0, kk[..., lag.clamp(min=0)], torch.zeros((), dtype=kk.dtype))  # (H, L, L)
+
+    y = torch.einsum("htj,bhj->bht", toeplitz(k, 1), u)
+    if k_bwd is not None:
+        y = y + torch.einsum("htj,bhj->bht", toeplitz(k_bwd, -1), u)
+    if D is not None:
+        y = y + D[:, None] * u
+    return y

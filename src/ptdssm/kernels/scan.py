@@ -13,7 +13,8 @@ whole S5 layer, forward / forward+backward CPU time): chunked-cumsum ~0.6 s / ~2
 chunked version with per-state ``(T, T)`` Toeplitz GEMMs ~1.6 s / ~2.5 s (complex ``bmm`` over a permuted layout
 spent most of its time in copies). Complex FFTs of ``(B, m, 2L)`` alone cost about one real-FFT floor, so the
 FFT route can never beat a scan that is a handful of elementwise passes. A sequential Python loop over all ``L``
-steps is far slower (thousands of tiny kernels, each kept by autograd).
+steps is far slower (thousands of tiny kernels, each kept by autograd); it is :func:`diag_scan_ref`, the plain
+definition both algorithms are tested against.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from .vandermonde import powers
 
-__all__ = ["diag_scan", "diag_scan_chunked", "diag_scan_fft"]
+__all__ = ["diag_scan", "diag_scan_chunked", "diag_scan_fft", "diag_scan_ref"]
 
 
 def _complex(re: torch.Tensor, im: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -92,3 +93,14 @@ def diag_scan(log_z: torch.Tensor, v: torch.Tensor, method: str = "chunked", chu
     if method == "fft":
         return diag_scan_fft(log_z, v)
     raise ValueError(f"unknown scan method {method!r}; expected 'chunked' or 'fft'")
+
+
+def diag_scan_ref(log_z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Plain definition: ``x_k = exp(log_z) x_{k-1} + v_k`` one step at a time (``x_{-1} = 0``), ``(B, L, m)``."""
+    _check(log_z, v)
+    z = torch.exp(log_z)
+    x, out = torch.zeros_like(v[:, 0]), []
+    for k in range(v.shape[1]):
+        x = z * x + v[:, k]
+        out.append(x)
+    return torch.stack(out, 1)

@@ -25,7 +25,10 @@ import math
 
 import torch
 
-__all__ = ["vandermonde_kernel", "krylov_kernel", "powers", "default_block"]
+from .discretize import discretize_diag
+
+__all__ = ["vandermonde_kernel", "krylov_kernel", "powers", "default_block", "diag_ssm_coeffs", "s4d_kernel",
+           "vandermonde_kernel_ref", "krylov_kernel_ref", "s4d_kernel_ref"]
 
 
 def default_block(L: int) -> int:
@@ -139,3 +142,81 @@ def krylov_kernel(C: torch.Tensor, Abar: torch.Tensor, Bbar: torch.Tensor, L: in
     else:
         out = left @ right
     return out.reshape(*out.shape[:-2], nb * b)[..., :L]
+
+
+def diag_ssm_coeffs(Lambda: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor, disc: str = "zoh",
+                    conj_sym: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Discrete form of a diagonal SSM per channel: ``(log lambda_bar (H, m), c (ch, H, m))`` with
+    ``c = f C gamma B`` (``B_bar = gamma B``, ``f = 2`` with conjugate symmetry, else 1), so that
+    ``K_{s,h,l} = Re sum_n c_{s,h,n} lambda_bar_{h,n}^l`` and step mode is ``x_k = lambda_bar x_{k-1} + u_k``,
+    ``y_k = Re(c x_k)``.
+
+    Args: as :func:`s4d_kernel`.
+    """
+    log_z, gamma = discretize_diag(Lambda, dt[:, None], disc)
+    c = C * (B * gamma)
+    return log_z, c * (2.0 if conj_sym else 1.0)
+
+
+def s4d_kernel(Lambda: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor, L: int,
+               disc: str = "zoh", conj_sym: bool = True) -> torch.Tensor:
+    r"""Convolution kernel of a diagonal SSM from its continuous parameters (S4D; H3's diagonal SSM).
+
+    .. math:: K_{s,h,l} = f \operatorname{Re} \sum_n C_{s,h,n}\, \bar B_{h,n}\, \bar\lambda_{h,n}^{\,l},
+              \qquad l = 0, \dots, L-1,
+
+    with ``(lambda_bar, B_bar)`` the ZOH or bilinear discretization of ``(Lambda, B)`` with the channel's ``dt``
+    (:func:`~ptdssm.kernels.discretize.discretize_diag`) and ``f = 2`` when ``conj_sym`` (each stored mode stands
+    for itself and its conjugate), else 1. Evaluated by :func:`vandermonde_kernel` (blocked powers, no
+    ``(H, m, L)`` tensor).
+
+    Args:
+        Lambda: ``(H, m)`` complex continuous eigenvalues (``Re < 0``).
+        B: ``(H, m)`` complex input vectors.
+        C: ``(ch, H, m)`` complex output vectors (``ch = 2`` for a causal and an anti-causal kernel).
+        dt: ``(H,)`` real step sizes.
+        L: kernel length.
+        disc: ``"zoh"`` or ``"bilinear"``.
+        conj_sym: whether the modes are one of each conjugate pair.
+
+    Returns:
+        ``(ch, H, L)`` real kernel in the real dtype of ``C``.
+    """
+    log_z, c = diag_ssm_coeffs(Lambda, B, C, dt, disc, conj_sym)
+    return vandermonde_kernel(c, log_z, L)
+
+
+# ---------------------------------------------------------------------------------------------- references
+def vandermonde_kernel_ref(c: torch.Tensor, log_z: torch.Tensor, L: int) -> torch.Tensor:
+    """Plain definition of :func:`vandermonde_kernel`: ``Re sum_n c_n exp(l log_z_n)`` with the full
+    ``(..., m, L)`` table of explicit powers."""
+    ell = torch.arange(L, device=log_z.device, dtype=log_z.real.dtype)
+    return (c[..., None] * torch.exp(log_z[..., None] * ell)).sum(-2).real
+
+
+def krylov_kernel_ref(C: torch.Tensor, Abar: torch.Tensor, Bbar: torch.Tensor, L: int) -> torch.Tensor:
+    """Plain definition of :func:`krylov_kernel`: ``x_0 = B_bar``, ``K_l = Re(C x_l)``, ``x_{l+1} = A_bar x_l``
+    (one matrix-vector product per tap)."""
+    x, out = Bbar, []
+    for _ in range(L):
+        y = (C * x).sum(-1)
+        out.append(y.real if y.is_complex() else y)
+        x = (Abar @ x[..., None])[..., 0]
+    return torch.stack(out, -1)
+
+
+def s4d_kernel_ref(Lambda: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor, L: int,
+                   disc: str = "zoh", conj_sym: bool = True) -> torch.Tensor:
+    """Plain definition of :func:`s4d_kernel`: textbook discretization (``exp(dt Lambda)``,
+    ``(exp(dt Lambda) - 1) / Lambda``; or the bilinear ratio) and explicit powers ``lambda_bar^l``."""
+    dtL = Lambda * dt[:, None]
+    if disc == "zoh":
+        z, Bbar = torch.exp(dtL), (torch.exp(dtL) - 1.0) / Lambda * B
+    elif disc == "bilinear":
+        z, Bbar = (1.0 + dtL / 2.0) / (1.0 - dtL / 2.0), dt[:, None] / (1.0 - dtL / 2.0) * B
+    else:
+        raise ValueError(f"unknown disc {disc!r}; expected 'zoh' or 'bilinear'")
+    ell = torch.arange(L, device=z.device, dtype=z.real.dtype)
+    powers_ = z[..., None] ** ell  # (H, m, L)
+    K = (C[..., None] * Bbar[..., None] * powers_).sum(-2).real
+    return K * (2.0 if conj_sym else 1.0)

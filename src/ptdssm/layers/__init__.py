@@ -1,8 +1,13 @@
-"""SSM layers: :class:`S4` (DPLR), :class:`S4D` (diagonal, incl. S4-PTD) and :class:`S5` (MIMO, incl. S5-PTD)."""
+"""Sequence layers: the family-neutral contract (:class:`SequenceMixer`), the LTI-SSM base (:class:`LTISSM`), the
+families :class:`S4` (DPLR), :class:`S4D` (diagonal, incl. S4-PTD), :class:`S5` (MIMO, incl. S5-PTD), and the one
+family table (:mod:`ptdssm.layers.registry`)."""
 
-from .base import SSMLayer
+from .lti import LTISSM
+from .mixer import SequenceMixer
+from .registry import Family, build_layer, family_names, get_family, layer_kwargs_schema, register_family
 from .s4 import S4
 from .s4d import S4D
 from .s5 import S5
 
-__all__ = ["S4", "S4D", "S5", "SSMLayer"]
+__all__ = ["LTISSM", "S4", "S4D", "S5", "Family", "SequenceMixer", "build_layer", "family_names", "get_family",
+           "layer_kwargs_schema", "register_family"]

@@ -20,7 +20,11 @@ kernel algorithms, same result:
 ``"auto"`` picks Krylov for ``N <= 128``: measured on 2 CPU threads at H=256, N=64, L=4096 the Cauchy pass alone
 (~16.8M complex reciprocals in eager mode, memory-bound) took 1-2 s versus ~0.2 s for the squarings.
 Only the bilinear discretization has the resolvent structure the Cauchy kernel needs; ``disc="zoh"`` is rejected
-(use :class:`~ptdssm.layers.s4d.S4D` for ZOH).
+(use :class:`~ptdssm.layers.s4d.S4D` for ZOH). Both live in :func:`ptdssm.kernels.dplr.s4_kernel`, callable on its
+own.
+
+``d_state = N`` is the order of the real state matrix realized per channel (the HiPPO-LegS size); ``n_modes = N/2``
+complex modes are stored (conjugate symmetry), as for :class:`~ptdssm.layers.s4d.S4D` with ``s4d-legs``.
 """
 
 from __future__ import annotations
@@ -30,22 +34,22 @@ import math
 import torch
 
 from .._checks import check_choice, check_positive_int
-from ..kernels.cauchy import dplr_dense, dplr_kernel
-from ..kernels.discretize import conj_pair_to_real, discretize_dplr
+from ..kernels.cauchy import dplr_dense
+from ..kernels.discretize import discretize_dplr
+from ..kernels.dplr import S4_KERNEL_METHODS, s4_kernel
 from ..kernels.fftconv import fft_conv_blh
-from ..kernels.vandermonde import krylov_kernel
 from ..theory.init import ssm_init
-from .base import SSMLayer
+from .lti import LTISSM
 
 __all__ = ["S4"]
 
 
-class S4(SSMLayer):
+class S4(LTISSM):
     """DPLR state-space layer (S4, init ``s4-legs``): ``(B, L, H) -> (B, L, H)``.
 
     Args:
         d_model: channels ``H``.
-        d_state: state size ``N`` (even; ``N/2`` stored modes).
+        d_state: order ``N`` of each channel's real state matrix (even; ``n_modes = N/2`` stored complex modes).
         rank: rank ``r`` of the low-rank term (1 or 2; at init each ``p_i = P/sqrt(r)``, the same ``A``).
         n_ssm: distinct ``(Lambda, P, B)`` copies, a divisor of ``H`` (default ``H``).
         disc: ``"bilinear"`` only.
@@ -64,7 +68,7 @@ class S4(SSMLayer):
                          dropout=dropout, stability=stability, freeze_A=freeze_A, freeze_B=freeze_B,
                          freeze_dt=freeze_dt, lr=lr, D=D, validate=validate)
         self.init = check_choice("init", init, ("s4-legs",))
-        self.kernel_mode = check_choice("kernel", kernel, ("auto", "krylov", "cauchy"))
+        self.kernel_mode = check_choice("kernel", kernel, S4_KERNEL_METHODS)
         self.d_state = check_positive_int("d_state", d_state, minimum=2)
         self.rank = check_positive_int("rank", rank)
         H = self.d_model
@@ -85,7 +89,7 @@ class S4(SSMLayer):
         return self._lambda().detach()
 
     def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        rd = self._real_dtype()
+        rd = self.compute_dtype()
         Lambda = self._channels(self._lambda())
         P = self._channels(self._complex(self.P.to(rd)))
         B = self._channels(self._complex(self.B.to(rd)))
@@ -98,21 +102,14 @@ class S4(SSMLayer):
         return dplr_dense(Lambda, P).detach()
 
     def kernel(self, L: int) -> torch.Tensor:
-        """Convolution kernel ``(ch, H, L)``."""
+        """Convolution kernel ``(ch, H, L)``: :func:`~ptdssm.kernels.dplr.s4_kernel` of the current parameters."""
         Lambda, P, B, C, dt = self._params()
-        Abar, Bbar = discretize_dplr(Lambda, P, B, dt)
-        C_full = torch.cat([C, C.conj()], dim=-1)  # (ch, H, N)
         mode = self.kernel_mode
         if mode == "auto":
             mode = "krylov" if self.d_state <= 128 else "cauchy"
-        if mode == "krylov":
-            A_r, B_r, C_r = conj_pair_to_real(Abar, Bbar, C)  # real GEMMs: 1/4 of the flops
-            return krylov_kernel(C_r, A_r, B_r, L)
-        AL = torch.linalg.matrix_power(Abar, L)
-        C_t = (C_full - (C_full[:, :, None] @ AL)[:, :, 0])[..., : self.n_modes]  # C (I - A_bar^L), kept modes
-        return dplr_kernel(C_t, B, P, Lambda, dt, L)
+        return s4_kernel(Lambda, P, B, C, dt, L, mode)
 
-    def _forward(self, u: torch.Tensor) -> torch.Tensor:
+    def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         k = self.kernel(u.shape[1])
         return fft_conv_blh(u, k[0], k[1] if self.bidirectional else None, self._skip(u))
 
@@ -125,7 +122,7 @@ class S4(SSMLayer):
         Abar, Bbar = discretize_dplr(Lambda, P, B, dt)
         return {"A": Abar, "B": Bbar, "C": torch.cat([C[0], C[0].conj()], dim=-1)}
 
-    def _step(self, u: torch.Tensor, state: torch.Tensor,
-              cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recur(self, u: torch.Tensor, state: torch.Tensor,
+               cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         state = (cache["A"] @ state[..., None])[..., 0] + cache["B"] * u[..., None].to(state.dtype)
         return (cache["C"] * state).sum(-1).real, state

@@ -8,6 +8,11 @@ For each channel ``h`` (``H`` channels, ``m`` modes):
 with ``(log lambda_bar, gamma)`` from ZOH or bilinear discretization of ``Lambda`` with the channel's ``dt``, and
 ``f = 2`` with conjugate symmetry (``m = N/2`` modes), else ``1``. Inits: ``s4d-legs``, ``s4d-lin``, ``s4d-inv``,
 ``s4d-real`` and ``ptd`` (S4-PTD: all ``N`` eigenvalues of the perturbed HiPPO-LegS, ``B = V^-1 B_H``).
+
+``d_state = N`` is the order of the real state matrix realized per channel (the HiPPO size), for every init:
+``n_modes = N/2`` stored complex modes with conjugate symmetry (``s4d-legs``, ``s4d-lin``, ``s4d-inv``), ``N``
+otherwise (``ptd``, whose eigenvalues are not all in conjugate pairs, and ``s4d-real``). The kernel is
+:func:`ptdssm.kernels.vandermonde.s4d_kernel`, callable on its own.
 """
 
 from __future__ import annotations
@@ -17,23 +22,23 @@ from typing import Any
 import torch
 
 from .._checks import check_choice, check_positive_int
-from ..kernels.discretize import discretize_diag
 from ..kernels.fftconv import fft_conv_blh
-from ..kernels.vandermonde import vandermonde_kernel
+from ..kernels.vandermonde import diag_ssm_coeffs, s4d_kernel
 from ..theory.init import ssm_init
-from .base import SSMLayer
+from .lti import LTISSM
 
 __all__ = ["S4D", "S4D_INITS"]
 
 S4D_INITS = ("s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "ptd")
 
 
-class S4D(SSMLayer):
+class S4D(LTISSM):
     """Diagonal state-space layer (S4D / S4-PTD): ``(B, L, H) -> (B, L, H)``.
 
     Args:
         d_model: channels ``H``.
-        d_state: state size ``N`` of each channel's SSM (``N/2`` modes with conjugate symmetry).
+        d_state: order ``N`` of each channel's real state matrix (``n_modes = N/2`` stored complex modes with
+            conjugate symmetry, ``N`` without; module docstring).
         init: one of :data:`S4D_INITS`.
         conj_sym: keep one mode per conjugate pair (default: the init's, ``False`` for ``ptd``/``s4d-real``).
         n_ssm: number of distinct ``(Lambda, B)`` copies, ``1`` (shared) or a divisor of ``H`` (default ``H``).
@@ -41,7 +46,7 @@ class S4D(SSMLayer):
         dt_min, dt_max: log-uniform range of the initial per-channel step sizes.
         disc: ``"zoh"`` or ``"bilinear"``.
         dropout: output dropout.
-        stability: ``"exp"``, ``"reflect"`` or ``"clip"`` (see :mod:`ptdssm.layers.base`).
+        stability: ``"exp"``, ``"reflect"`` or ``"clip"`` (see :mod:`ptdssm.layers.lti`).
         freeze_A, freeze_B, freeze_dt: register those as buffers (not trained).
         lr: learning-rate hint for the SSM parameters (``None``: the optimizer helper's ``ssm_lr``).
         D: include the skip ``D u``.
@@ -74,23 +79,24 @@ class S4D(SSMLayer):
         """Continuous eigenvalues ``(n_ssm, m)`` currently used."""
         return self._lambda().detach()
 
-    def _discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log lambda_bar (H, m), C B gamma f (ch, H, m))``."""
+    def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(Lambda (H, m), B (H, m), C (ch, H, m), dt (H,))`` in the compute dtype."""
+        rd = self.compute_dtype()
         Lambda = self._channels(self._lambda())
-        dt = self.step_sizes()[:, None]
-        log_z, gamma = discretize_diag(Lambda, dt, self.disc)
-        B = self._channels(self._complex(self.B.to(self._real_dtype())))
-        c = self._complex(self.C.to(self._real_dtype())) * (B * gamma)
-        return log_z, c * (2.0 if self.conj_sym else 1.0)
+        B = self._channels(self._complex(self.B.to(rd)))
+        return Lambda, B, self._complex(self.C.to(rd)), self.step_sizes()
+
+    def _discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log lambda_bar (H, m), f C gamma B (ch, H, m))``."""
+        return diag_ssm_coeffs(*self._params(), self.disc, self.conj_sym)
 
     def kernel(self, L: int) -> torch.Tensor:
-        """Convolution kernel ``(ch, H, L)`` (``ch = 2`` when bidirectional: causal, anti-causal)."""
-        log_z, c = self._discrete()
-        return vandermonde_kernel(c, log_z, L)
+        """Convolution kernel ``(ch, H, L)`` (``ch = 2`` when bidirectional: causal, anti-causal):
+        :func:`~ptdssm.kernels.vandermonde.s4d_kernel` of the current parameters."""
+        return s4d_kernel(*self._params(), L, self.disc, self.conj_sym)
 
-    def _forward(self, u: torch.Tensor) -> torch.Tensor:
-        L = u.shape[1]
-        k = self.kernel(L)
+    def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        k = self.kernel(u.shape[1])
         return fft_conv_blh(u, k[0], k[1] if self.bidirectional else None, self._skip(u))
 
     # step mode: x_k = lambda_bar x_{k-1} + gamma B u_k,  y_k = f Re(C x_k) + D u_k
@@ -101,8 +107,8 @@ class S4D(SSMLayer):
         log_z, c = self._discrete()
         return {"z": torch.exp(log_z), "c": c[0]}
 
-    def _step(self, u: torch.Tensor, state: torch.Tensor,
-              cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recur(self, u: torch.Tensor, state: torch.Tensor,
+               cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         # B gamma is folded into c, so the state here is x / (B gamma): same recurrence, same output.
         state = cache["z"] * state + u[..., None].to(state.dtype)
         return (cache["c"] * state).sum(-1).real, state

@@ -7,6 +7,9 @@ size per state, ``Lambda_bar``/``B_bar = gamma B~`` from ZOH or bilinear, ``B~ =
 ``P x H``) and ``C~ = C V``. ``A`` is ``J`` diagonal blocks of the size-``P/J`` LegS normal part (``s5-legs``) or of
 its PTD (``ptd``/``s5-ptd``, S5-PTD). Bidirectional: a second scan over the time-reversed projected input with its
 own ``C~``.
+
+``d_state = P`` is the order of the real state matrix realized (the HiPPO size, shared by the ``H`` channels);
+``n_modes = P/2`` stored complex states with conjugate symmetry (``s5-legs``), ``P`` otherwise (PTD).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .._checks import check_choice, check_positive_int
 from ..kernels.discretize import discretize_diag
 from ..kernels.scan import diag_scan
 from ..theory.init import ssm_init
-from .base import SSMLayer
+from .lti import LTISSM
 
 __all__ = ["S5", "S5_INITS", "C_INITS"]
 
@@ -34,12 +37,13 @@ def _trunc_normal(*shape: int, std: float = 1.0) -> torch.Tensor:
     return t
 
 
-class S5(SSMLayer):
+class S5(LTISSM):
     """Simplified state-space layer (S5 / S5-PTD): ``(B, L, H) -> (B, L, H)``.
 
     Args:
         d_model: channels ``H``.
-        d_state: state size ``P`` (before conjugate-symmetry halving).
+        d_state: order ``P`` of the real state matrix (``n_modes = P/2`` stored complex states with conjugate
+            symmetry, ``P`` without).
         blocks: diagonal blocks ``J`` of the initial ``A`` (``P`` divisible by ``J``).
         init: ``"s5-legs"``, ``"ptd"`` or ``"s5-ptd"``.
         conj_sym: keep one state per conjugate pair (default: ``True`` for s5-legs, ``False`` for PTD).
@@ -91,13 +95,13 @@ class S5(SSMLayer):
 
     def _discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log lambda_bar (m,), B_bar (m, H), f C~ (ch, H, m))``."""
-        rd = self._real_dtype()
+        rd = self.compute_dtype()
         log_z, gamma = discretize_diag(self._lambda(), self.step_sizes(), self.disc)
         Bbar = gamma[:, None] * self._complex(self.B.to(rd))
         C = self._complex(self.C.to(rd)) * (2.0 if self.conj_sym else 1.0)
         return log_z, Bbar, C
 
-    def _forward(self, u: torch.Tensor) -> torch.Tensor:
+    def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         log_z, Bbar, C = self._discrete()
         m = self.n_modes
         # Real GEMMs for the projections, with (Re, Im) interleaved along the state axis so that the complex views
@@ -123,7 +127,7 @@ class S5(SSMLayer):
         log_z, Bbar, C = self._discrete()
         return {"z": torch.exp(log_z), "B": Bbar, "C": C[0]}
 
-    def _step(self, u: torch.Tensor, state: torch.Tensor,
-              cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recur(self, u: torch.Tensor, state: torch.Tensor,
+               cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         state = cache["z"] * state + u.to(state.dtype) @ cache["B"].T
         return (state @ cache["C"].T).real, state

@@ -1,17 +1,24 @@
-"""Networks built from SSM layers: :class:`SequenceModel`, heads, and the model factory."""
+"""Networks built from sequence mixers: :class:`SequenceModel`, residual blocks, heads, and the model factory."""
 
-from .factory import MODEL_LAYERS, build_model, make_ssm_layer
-from .heads import ClassificationHead, RetrievalHead
-from .sequence import Mixer, ResidualBlock, SequenceModel, pool_sequence
+from .blocks import BLOCK_KINDS, MLP, Mixer, ResidualBlock
+from .factory import build_model, make_layer
+from .heads import ClassificationHead, LastKHead, LMHead, RetrievalHead, TokenHead, gather_last_k, pool_sequence
+from .sequence import HEADS, SequenceModel
 
 __all__ = [
-    "MODEL_LAYERS",
+    "BLOCK_KINDS",
+    "HEADS",
+    "MLP",
     "ClassificationHead",
+    "LMHead",
+    "LastKHead",
     "Mixer",
     "ResidualBlock",
     "RetrievalHead",
     "SequenceModel",
+    "TokenHead",
     "build_model",
-    "make_ssm_layer",
+    "gather_last_k",
+    "make_layer",
     "pool_sequence",
 ]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptdssm.data.noise import InputNoise, NoiseSpec, layer_noise, s4d_spike_frequency
-from ptdssm.layers import S4D, S5
+from ptdssm.experiments.noise import InputNoise, NoiseSpec, layer_noise, lti_layers, s4d_spike_frequency
+from ptdssm.layers import LTISSM, S4D, S5, SequenceMixer
 
 
 def test_sinusoid_has_the_requested_bin_and_amplitude():
@@ -101,3 +101,30 @@ def test_spike_frequency_matches_the_spec():
     # ptd-spec section 4: w_max = 325.43 for n = 32 and 1303.27 for n = 64.
     assert s4d_spike_frequency(32) == pytest.approx(325.43, abs=0.01)
     assert s4d_spike_frequency(64) == pytest.approx(1303.27, abs=0.01)
+
+
+class _Identity(SequenceMixer):
+    """A mixer that is not LTI: layer noise must leave it alone."""
+
+    def _forward(self, u, lengths):
+        return u
+
+
+def test_layer_noise_acts_on_every_lti_layer_and_only_those():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(S4D(6, d_state=16), _Identity(6), S5(6, d_state=8)).eval()
+    assert lti_layers(model) == [model[0], model[2]] and all(isinstance(m, LTISSM) for m in lti_layers(model))
+    seen, produced = [], []
+    hooks = [model[1].register_forward_hook(lambda m, args, out: seen.append(out.clone())),
+             model[0].register_forward_hook(lambda m, args, out: produced.append(out.clone()))]
+    x = torch.randn(2, 64, 6)
+    with layer_noise(model, NoiseSpec("layer", amplitude=0.5, frequency=30.0)) as n_hooked:
+        assert n_hooked == 2
+        model(x)
+    for h in hooks:
+        h.remove()
+    # the identity mixer returns the S4D output unchanged: nothing was added at its input
+    assert torch.equal(seen[0], produced[0])
+    with pytest.raises(ValueError, match="no LTI layer"), layer_noise(torch.nn.Sequential(_Identity(6)),
+                                                                       NoiseSpec("layer", frequency=1.0)):
+        pass

@@ -49,3 +49,30 @@ def test_check_reports_exactly_what_is_missing(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["data", "check", "--task", "text", "--data-dir", str(tmp_path), "--option", "bogus=1"]) == 2
     assert "unknown option" in capsys.readouterr().err
+
+
+def test_check_file_tasks(tmp_path, capsys):
+    import numpy as np
+
+    (tmp_path / "Toy_TRAIN.ts").write_text("@problemName Toy\n@univariate true\n@equalLength true\n@seriesLength 3\n"
+                                           "@classLabel true a b\n@data\n1,2,3:a\n3,2,1:b\n1,1,2:a\n2,1,1:b\n")
+    (tmp_path / "Toy_TEST.ts").write_text("@problemName Toy\n@classLabel true a b\n@data\n1,2,3:a\n3,2,1:b\n")
+    assert main(["data", "check", "--task", "ucr", "--data-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "Toy_TRAIN.ts" in text and "classes (2): 0=a, 1=b" in text and "series length: 3 to 3" in text
+    assert "train 4, val 0, test 2" in text  # round(0.1 * 4) = 0 held out
+    assert main(["data", "check", "--task", "ucr", "--data-dir", str(tmp_path), "--option", "normalize=global",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["classes"] == ["a", "b"] and doc["d_input"] == 1 and len(doc["normalization"]["mean"]) == 1
+    with open(tmp_path / "Toy_TEST.ts", "a") as f:
+        f.write("1,2,3:c\n")
+    assert main(["data", "check", "--task", "ucr", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Toy_TEST.ts:6:" in err and len(err.strip().splitlines()) == 1
+    npz = tmp_path / "npz"
+    npz.mkdir()
+    np.savez(npz / "data.npz", x_train=np.zeros((4, 6, 2)), y_train=np.array([0.5, 1.0, 1.5, 2.0]),
+             x_test=np.zeros((2, 6, 2)), y_test=np.array([1.0, 2.0]))
+    assert main(["data", "check", "--task", "arrays", "--data-dir", str(npz)]) == 0
+    assert "regression: 1 output(s), loss mse" in capsys.readouterr().out

@@ -1,17 +1,18 @@
 """End-to-end robustness: train tiny models, evaluate under noise, write the report; the checkpoint is untouched."""
 
 import hashlib
+import inspect
 import json
 
 import pytest
 
 from ptdssm.cli import main
-from ptdssm.data.noise import NoiseSpec
 from ptdssm.experiments.evaluate import evaluate_checkpoint
+from ptdssm.experiments.noise import NoiseSpec
 from ptdssm.experiments.reproduce import reproduce_robustness
 
 TINY = ["data.task=digits", "data.seq_len=null", "data.train_subset=256", "data.test_subset=96",
-        "data.batch_size=32", "model.d_model=8", "model.d_state=8", "model.n_layers=2", "train.epochs=1"]
+        "data.batch_size=32", "model.d_model=8", "model.layer.d_state=8", "model.n_layers=2", "train.epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,35 @@ def test_cli_evaluate_noise_and_robustness_json(report, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", ckpt, "--noise", "layer"]) == 2
     assert "frequency" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_reproduce_models_are_checked_against_the_registry(monkeypatch):
+    from ptdssm.errors import ConfigError
+    from ptdssm.experiments.reproduce import check_robustness_models, lti_family_names
+    from ptdssm.layers import SequenceMixer, registry
+
+    class Gate(SequenceMixer):  # a registered family that is not LTI: no layer noise, no spikes
+        def _forward(self, u, lengths):
+            return u
+
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    registry.register_family("toy-gate", Gate, block="mixer")
+    assert "toy-gate" in registry.family_names() and "toy-gate" not in lti_family_names()
+    assert {"s4", "s4d", "s4-ptd", "s5", "s5-ptd"} <= set(lti_family_names())
+    assert check_robustness_models(["s4", "s5-ptd"]) == ["s4", "s5-ptd"]
+    for bad in (["toy-gate"], ["nope", "s4d"], []):
+        with pytest.raises(ConfigError, match="--models"):
+            check_robustness_models(bad)
+
+
+def test_layer_options_come_from_model_layer_then_the_constructor():
+    from ptdssm.config import find_config, load_config
+    from ptdssm.experiments.reproduce import layer_option
+
+    cfg = load_config(find_config("digits", "s5"), ["model.layer.d_state=24"])
+    assert layer_option(cfg.model, "d_state") == 24
+    cfg.model.layer.pop("blocks", None)
+    from ptdssm.layers import S5
+
+    assert layer_option(cfg.model, "blocks") == inspect.signature(S5).parameters["blocks"].default
+    assert layer_option(cfg.model, "no_such_option") is None

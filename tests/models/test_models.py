@@ -7,6 +7,7 @@ import torch
 
 from ptdssm.config import ModelConfig, find_config, load_config
 from ptdssm.data import TaskInfo, task_info
+from ptdssm.layers import get_family
 from ptdssm.models import RetrievalHead, SequenceModel, build_model, pool_sequence
 from ptdssm.models.sequence import ACTIVATIONS
 
@@ -15,12 +16,9 @@ TOK = TaskInfo("toy-tok", n_classes=4, seq_len=16, vocab_size=11)
 PAIR = TaskInfo("toy-pair", n_classes=2, seq_len=16, vocab_size=11, is_pair=True)
 
 
-def _tiny(name="s4d", **kw):
-    base = {"name": name, "n_layers": 2, "d_model": 8, "d_state": 8}
-    if name.startswith("s5"):
-        base["blocks"] = 2
-    base.update(kw)
-    return ModelConfig(**base)
+def _tiny(name="s4d", layer=None, **kw):
+    opts = {"d_state": 8, **({"blocks": 2} if name.startswith("s5") else {}), **(layer or {})}
+    return ModelConfig(**{"name": name, "n_layers": 2, "d_model": 8, "layer": opts, **kw})
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -50,7 +48,7 @@ def test_pooling():
 @pytest.mark.parametrize("pool", ["mean", "last"])
 def test_padding_does_not_change_outputs(name, pool):
     torch.manual_seed(0)
-    m = build_model(_tiny(name, bidirectional=True, pool=pool), TOK).eval()
+    m = build_model(_tiny(name, {"bidirectional": True}, pool=pool), TOK).eval()
     a = torch.randint(1, 11, (1, 9))
     b = torch.randint(1, 11, (1, 16))
     alone = m(a)
@@ -87,8 +85,8 @@ def test_input_checks_and_factory_errors():
         m(torch.randn(2, 16, 3))
     with pytest.raises(ValueError, match="token inputs"):
         build_model(_tiny(), TOK)(torch.randn(2, 16))
-    with pytest.raises(ValueError, match=r"model\.blocks"):
-        build_model(_tiny("s4d", blocks=2), CONT)
+    with pytest.raises(ValueError, match=r"model\.layer\.blocks"):
+        build_model(_tiny("s4d", {"blocks": 2}), CONT)
     with pytest.raises(ValueError, match=r"model\.encoder"):
         build_model(_tiny(encoder="linear"), TOK)
     with pytest.raises(ValueError, match="exactly one"):
@@ -103,21 +101,21 @@ LRA = [(t, m) for t in ("listops", "text", "retrieval", "image", "pathfinder", "
 def test_lra_configs_build_at_tiny_width(task, model):
     cfg = load_config(find_config(task, model))
     mc = cfg.model
-    J = mc.blocks or 1
+    full = mc.layer_options(defaults=True)
+    J = full.get("blocks") or 1
     # S5: keep the recipe's J and its block size (capped at 4), so block-structure edge cases stay covered
-    d_state = J * min(mc.d_state // J, 4) if mc.name.startswith("s5") else 8
-    tiny = dataclasses.replace(mc, n_layers=1, d_model=8, d_state=d_state)
+    d_state = J * min(full["d_state"] // J, 4) if mc.name.startswith("s5") else 8
+    tiny = dataclasses.replace(mc, n_layers=1, d_model=8, layer={**mc.layer, "d_state": d_state})
     info = task_info(cfg.data)
     torch.manual_seed(0)
     m = build_model(tiny, info)
     x = torch.randint(1, info.vocab_size, (2, 12)) if info.vocab_size else torch.randn(2, 12, info.d_input)
     out = m(x, x2=x.clone()) if info.is_pair else m(x)
     assert out.shape == (2, info.n_classes) and torch.isfinite(out).all()
-    # the full-size model's layer options are accepted too (checked without building it)
-    from ptdssm.models.factory import ssm_layer_kwargs
-
-    cls_name, kwargs = ssm_layer_kwargs(mc)
-    assert kwargs["d_state"] == mc.d_state and cls_name in ("S4", "S4D", "S5")
+    # the full-size model's layer options are the recipe's, plus the family's init
+    fam = get_family(mc.name)
+    assert mc.layer_options() == {**({"init": fam.init} if fam.init else {}), **mc.layer}
+    assert isinstance(m.blocks[0].mixer, fam.layer)
 
 
 def test_no_residual_variant():

@@ -446,10 +446,10 @@ def test_lra_configs_train_one_step_on_fixtures(name, lra_fixture_root, tmp_path
     configs = available_configs()
     assert name in configs, f"no packaged config {name}"
     overrides = [f"data.data_dir={lra_fixture_root}", "data.batch_size=2", "model.n_layers=1",
-                 "model.d_model=8", "model.d_state=4", "train.epochs=1", "train.max_steps_per_epoch=1",
+                 "model.d_model=8", "model.layer.d_state=4", "train.epochs=1", "train.max_steps_per_epoch=1",
                  "train.progress=false", f"train.out={tmp_path / name}", "train.device=cpu"]
     if name.endswith(("-s5", "-s5-ptd")):
-        overrides.append("model.blocks=1")
+        overrides.append("model.layer.blocks=1")
     if name.startswith("text-"):
         overrides.append("data.options={min_freq: 1}")
     result = train(load_config(configs[name], overrides))

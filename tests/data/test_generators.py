@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ptdssm.config import DataConfig
-from ptdssm.data import build_task, collate, task_info
+from ptdssm.data import IGNORE_INDEX, build_task, collate, task_info
 from ptdssm.data.generators.listops import (
     ListOpsParams,
     evaluate_listops,
@@ -161,40 +161,122 @@ def test_adding_problem():
         assert s == pytest.approx(float(x[marks, 0].sum()))
         sums.append(s)
     assert 0.9 < np.mean(sums) < 1.1 and np.var(sums) == pytest.approx(1 / 6, rel=0.25)  # baseline MSE 0.167
-    c = DataConfig(task="adding", seq_len=64, options={"n_train": 8, "n_bins": 10})
+
+
+def test_adding_task_regression_default_and_class_option():
+    c = DataConfig(task="adding", seq_len=64, options={"n_train": 8})
+    info = task_info(c)
+    assert (info.loss, info.head, info.n_classes, info.d_input) == ("mse", "pooled", 1, 2)
     data = build_task(c)
     x, y = data.train[3]
-    assert x.shape == (64, 2) and y == min(int(float(x[x[:, 1] == 1, 0].sum()) / 2 * 10), 9)
+    assert x.shape == (64, 2) and y.dtype == torch.float32 and y.shape == (1,)
+    assert y.item() == pytest.approx(float(x[x[:, 1] == 1, 0].double().sum()), abs=1e-6)
     assert torch.equal(build_task(c).train[3][0], x)  # deterministic
+    batch = collate([data.train[i] for i in range(4)])
+    assert batch["y"].shape == (4, 1) and batch["y"].dtype == torch.float32
+    c = DataConfig(task="adding", seq_len=64, options={"n_train": 8, "n_bins": 10, "target": "class"})
+    info = task_info(c)
+    assert (info.loss, info.n_classes) == ("cross-entropy", 10)
+    x, y = build_task(c).train[3]
+    assert y == min(int(float(x[x[:, 1] == 1, 0].sum()) / 2 * 10), 9)
+    with pytest.raises(ValueError, match="target for adding must be one of regression, class"):
+        task_info(DataConfig(task="adding", options={"target": "token"}))
 
 
-def test_copying_and_selective_copying():
+def _expected_copy_targets(x, K, delim):
+    """Independent reading of a copying/selective-copying token example: the non-blank tokens before the delimiter,
+    in order, are the targets of the last K positions."""
+    L = len(x)
+    assert x[L - K - 1] == delim and (x[L - K:] == 1).all()
+    body = x[: L - K - 1]
+    syms = [int(t) - 2 for t in body if t != 1]
+    assert len(syms) == K
+    return [-100] * (L - K) + syms
+
+
+def test_copying_forms():
     rng = np.random.default_rng(0)
-    x, y = copying_example(rng, 30, n_memorize=5, n_symbols=8)
-    k = int(x[-1]) - (2 + 8) - 1
-    assert x[-2] == 10 and int(x[k]) - 2 == y and (x[5:-2] == 1).all()
+    x, y = copying_example(rng, 30, n_memorize=5, n_symbols=8)  # token (default)
+    assert y.dtype == np.int64 and y.tolist() == _expected_copy_targets(x, 5, 10)
+    assert (x[5:-6] == 1).all() and ((x[:5] >= 2) & (x[:5] < 10)).all()
     x, y = copying_example(rng, 30, n_memorize=5, n_symbols=8, target="sequence")
     assert y.shape == (5,) and (x[:5] - 2 == y).all() and x[-6] == 10
-    x, y = selective_copying_example(rng, 100, n_memorize=6, n_symbols=4)
+    x, y = copying_example(rng, 30, n_memorize=5, n_symbols=8, target="class")
+    k = int(x[-1]) - (2 + 8) - 1
+    assert x[-2] == 10 and int(x[k]) - 2 == y and (x[5:-2] == 1).all()
+    with pytest.raises(ValueError, match="target must be one of"):
+        copying_example(rng, 30, target="tokens")
+    with pytest.raises(ValueError, match="length >= 2 n_memorize"):
+        copying_example(rng, 20, n_memorize=10)
+
+
+def test_selective_copying_forms():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        x, y = selective_copying_example(rng, 60, n_memorize=6, n_symbols=4)
+        assert y.tolist() == _expected_copy_targets(x, 6, 6)
+    x, y = selective_copying_example(rng, 100, n_memorize=6, n_symbols=4, target="class")
     syms = x[:-2][x[:-2] != 1] - 2
     assert len(syms) == 6 and syms[int(x[-1]) - 7] == y
-    c = DataConfig(task="copying", options={"target": "sequence", "n_train": 4}, seq_len=40)
-    assert task_info(c).target_len == 10
-    batch = collate([build_task(c).train[i] for i in range(4)])
-    assert batch["y"].shape == (4, 10) and batch["x"].shape == (4, 40)
+    x, y = selective_copying_example(rng, 40, n_memorize=6, n_symbols=4, target="sequence")
+    assert y.tolist() == _expected_copy_targets(x, 6, 6)[-6:]
     with pytest.raises(ValueError, match="length"):
         build_task(DataConfig(task="selective-copying", seq_len=10))
 
 
-def test_associative_recall():
+@pytest.mark.parametrize("task", ["copying", "selective-copying"])
+def test_copy_tasks_token_head_batches(task):
+    c = DataConfig(task=task, options={"n_train": 4, "n_memorize": 5}, seq_len=40)
+    info = task_info(c)
+    assert (info.head, info.target_len, info.loss) == ("token", None, "cross-entropy")
+    batch = collate([build_task(c).train[i] for i in range(4)])
+    assert batch["y"].shape == (4, 40) and batch["x"].shape == (4, 40)
+    assert (batch["y"][:, :35] == IGNORE_INDEX).all() and (batch["y"][:, 35:] >= 0).all()
+    c = DataConfig(task=task, options={"target": "sequence", "n_train": 4}, seq_len=40)
+    assert (task_info(c).head, task_info(c).target_len) == ("last-k", 10 if task == "copying" else 16)
+    assert collate([build_task(c).train[i] for i in range(4)])["y"].shape == (4, task_info(c).target_len)
+    c = DataConfig(task=task, options={"target": "class"}, seq_len=40)
+    assert task_info(c).head == "pooled"
+
+
+def _expected_mqar_targets(x, n_pairs, n_keys):
+    """Independent reading of an MQAR example: the key -> value map of the first 2 n_pairs tokens, then every key
+    token after them is a query whose target is its value (the value follows it in the input)."""
+    table = {int(x[2 * i]): int(x[2 * i + 1]) for i in range(n_pairs)}
+    assert len(table) == n_pairs and all(2 <= k < 2 + n_keys for k in table)
+    y = [-100] * len(x)
+    for p in range(2 * n_pairs, len(x)):
+        if 2 <= x[p] < 2 + n_keys:
+            assert x[p + 1] == table[int(x[p])]
+            y[p] = table[int(x[p])] - 2 - n_keys
+        else:
+            assert x[p] == 1 or (p > 0 and 2 <= x[p - 1] < 2 + n_keys)
+    return y
+
+
+def test_associative_recall_forms():
     rng = np.random.default_rng(0)
     for L in (17, 200):
-        x, y = associative_recall_example(rng, L, n_pairs=8, n_keys=16, n_values=16)
+        x, y = associative_recall_example(rng, L, n_pairs=8, n_keys=16, n_values=16, target="class")
         q = x[-1]
         pos = np.flatnonzero(x[:-1] == q)
         assert len(pos) == 1 and x[pos[0] + 1] - 2 - 16 == y
+    first_query = []
+    for L, nq, expect_q in ((32, None, 8), (24, None, 4), (64, 3, 3)):
+        for _ in range(30):
+            x, y = associative_recall_example(rng, L, n_pairs=8, n_keys=16, n_values=16, n_queries=nq)
+            assert y.tolist() == _expected_mqar_targets(x, 8, 16)
+            assert int((y != -100).sum()) == expect_q
+            first_query.append(int(np.flatnonzero(y != -100)[0]))
+    assert len(set(first_query)) > 5  # queries are placed at random
+    with pytest.raises(ValueError, match="n_queries"):
+        associative_recall_example(rng, 20, n_pairs=8, n_queries=3)
     info = task_info(DataConfig(task="associative-recall"))
-    assert info.vocab_size == 34 and info.n_classes == 16
+    assert info.vocab_size == 34 and info.n_classes == 16 and info.head == "token"
+    c = DataConfig(task="associative-recall", seq_len=40, options={"n_train": 3})
+    b = collate([build_task(c).train[i] for i in range(3)])
+    assert b["y"].shape == (3, 40) and int((b["y"] != IGNORE_INDEX).sum()) == 3 * 8
+    assert task_info(DataConfig(task="associative-recall", options={"target": "class"})).head == "pooled"
 
 
 # ------------------------------------------------------------------------------ packaged configs train one step
@@ -227,10 +309,10 @@ def test_synthetic_configs_train_one_step(name, tmp_path):
 
     task = name.rsplit("-s", 1)[0]
     overrides = [f"data.options={_SYN_TASK_OPTIONS[task]}", "data.batch_size=4", "model.n_layers=1",
-                 "model.d_model=8", "model.d_state=4", "train.epochs=1", "train.max_steps_per_epoch=1",
+                 "model.d_model=8", "model.layer.d_state=4", "train.epochs=1", "train.max_steps_per_epoch=1",
                  "train.progress=false", f"train.out={tmp_path / 'run'}", "train.device=cpu"]
     if "-s5" in name:
-        overrides.append("model.blocks=1")
+        overrides.append("model.layer.blocks=1")
     if task != "mnist1d" and task != "listops-synthetic":
         overrides.append("data.seq_len=48")
     result = train(load_config(available_configs()[name], overrides))

@@ -2,7 +2,9 @@ r"""Noise models for robustness evaluation (all seeded; none of them changes a m
 
 Two places to inject noise:
 
-* **Layer-level** (the paper's experiment): at the input of every SSM layer, for sample ``b`` and channel ``c``,
+* **Layer-level** (the paper's experiment): at the input of every LTI layer (every
+  :class:`~ptdssm.layers.lti.LTISSM`: S4, S4D, S5, and any LTI family registered later), for sample ``b`` and
+  channel ``c``,
 
   .. math:: \text{noise}[b, k, c] = a \, U_{bc} \cos(\omega \, \Delta_c \, k), \quad k = 0..L-1,
             \quad U_{bc} \sim U[0, 1)
@@ -32,7 +34,8 @@ from torch import nn
 
 from .._checks import check_choice, check_positive_float
 
-__all__ = ["NOISE_KINDS", "InputNoise", "NoiseSpec", "layer_noise", "s4d_spike_frequency"]
+__all__ = ["NOISE_KINDS", "PAPER_FREQUENCY", "InputNoise", "NoiseSpec", "layer_noise", "lti_layers",
+           "s4d_spike_frequency"]
 
 NOISE_KINDS = ("layer", "sinusoid", "fourier", "gaussian")
 PAPER_FREQUENCY = 325.4  # top S4D-LegS spike for a LegS matrix of size 32 (ptd-spec section 4)
@@ -137,24 +140,26 @@ class InputNoise:
         return x + self.noise(x.shape, x.device, x.dtype)
 
 
-def _ssm_layers(model: nn.Module) -> list[nn.Module]:
-    from ..layers.base import SSMLayer
+def lti_layers(model: nn.Module) -> list[nn.Module]:
+    """Every :class:`~ptdssm.layers.lti.LTISSM` inside ``model``, in module order (capability by type: a
+    selective or convolutional mixer has no step sizes to place the noise by, and is skipped)."""
+    from ..layers.lti import LTISSM
 
-    return [m for m in model.modules() if isinstance(m, SSMLayer)]
+    return [m for m in model.modules() if isinstance(m, LTISSM)]
 
 
 @contextlib.contextmanager
 def layer_noise(model: nn.Module, spec: NoiseSpec) -> Iterator[int]:
-    """Add the paper's layer-level noise at the input of every SSM layer of ``model`` inside the ``with`` block.
+    """Add the paper's layer-level noise at the input of every LTI layer of ``model`` inside the ``with`` block.
 
     Yields the number of layers hooked. The hooks are removed on exit (also on error); parameters and buffers are
     never written.
     """
     if spec.kind != "layer":
         raise ValueError(f"layer_noise needs a NoiseSpec of kind 'layer', got {spec.kind!r}")
-    layers = _ssm_layers(model)
+    layers = lti_layers(model)
     if not layers:
-        raise ValueError("the model has no SSM layer to add noise to")
+        raise ValueError("the model has no LTI layer (LTISSM) to add layer-level noise to")
     gens: dict[torch.device, torch.Generator] = {}
     omega, a = float(spec.frequency), spec.amplitude  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from ptdssm.data import TaskData, build_task, register_task, task_info
 from ptdssm.experiments.train import TrainingDiverged, WarmupSchedule, train
 
 # A tiny digits model: a few seconds per run.
-TINY = ["model.d_model=16", "model.d_state=8", "model.n_layers=2", "data.batch_size=16", "train.log_every=20"]
+TINY = ["model.d_model=16", "model.layer.d_state=8", "model.n_layers=2", "data.batch_size=16", "train.log_every=20"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -27,7 +27,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _tiny_args(out: Path, epochs: int = 4) -> list[str]:
-    sets = [a for s in TINY for a in ("--set", s)]
+    sets = [a for s in (*TINY, "data.train_subset=640", "data.test_subset=128") for a in ("--set", s)]
     return ["train", "--task", "digits", "--model", "s4d", "--epochs", str(epochs), "--out", str(out),
             "--no-progress", "--json", *sets]
 
@@ -167,7 +167,8 @@ torch.save({k: v for k, v in result.model.state_dict().items()}, sys.argv[1] + f
 def test_ddp_two_processes_match_single_process(tmp_path):
     """torchrun with 2 gloo processes: replicas identical and equal to one process on the same global batch."""
     sets = [*TINY, "model.norm=layer", "model.dropout=0", "data.batch_size=32", "data.train_subset=256",
-            "data.val_subset=64", "data.test_subset=64", "train.epochs=2", "train.progress=false"]
+            "data.val_subset=64", "data.test_subset=64", "train.epochs=2", "train.progress=false",
+            "train.checkpoint_every=5"]  # mid-epoch checkpoints gather every rank's RNG states and epoch sums
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -184,4 +185,33 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     ddp_results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp_results["world_size"] == 2 and ddp_results["steps"] == single.results["steps"] == 16
     assert ddp_results["test_n"] == 64
-    assert (tmp_path / "ddp" / "checkpoints" / "last.pt").is_file()
+    last = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
+    assert last["epoch"] == 2 and last["step_in_epoch"] == 0 and len(last["rng"]) == 2
+
+
+def test_best_checkpoint_breaks_validation_accuracy_ties_by_loss(tmp_path, monkeypatch):
+    """Equal validation accuracy in every epoch: the epoch with the lowest validation loss is the best, not the
+    first (an exact tie would keep the earlier one)."""
+    import ptdssm.experiments.train as T
+
+    scripted = iter([{"loss": 1.0, "acc": 0.5, "n": 16}, {"loss": 0.8, "acc": 0.5, "n": 16},
+                     {"loss": 0.9, "acc": 0.5, "n": 16}])
+    real = T.evaluate_model
+
+    def validation_then_real(net, loader, device, **kw):
+        return next(scripted, None) or real(net, loader, device, **kw)
+
+    monkeypatch.setattr(T, "evaluate_model", validation_then_real)
+    cfg = _tiny_cfg(tmp_path / "run", "train.epochs=3", "data.train_subset=32", "data.val_subset=16",
+                    "data.test_subset=16")
+    res = train(cfg).results
+    assert res["best_epoch"] == 2 and res["best_val_loss"] == 0.8 and res["best_val_acc"] == 0.5
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=False)
+    assert best["epoch"] == 2 and best["val"]["loss"] == 0.8
+    assert res["test_acc"] != res["final_test_acc"] or res["test_loss"] != res["final_test_loss"]
+
+
+def test_training_diverged_is_the_typed_error():
+    from ptdssm import errors
+
+    assert TrainingDiverged is errors.TrainingDiverged and issubclass(TrainingDiverged, errors.NonFiniteError)

@@ -1,0 +1,201 @@
+"""Reusable checks of the :class:`~ptdssm.layers.mixer.SequenceMixer` contract, for any family.
+
+Each check takes a *factory* ``make(d_model, **overrides) -> SequenceMixer`` (fresh, seeded layer) and asserts one
+clause of the contract against an independent computation: the same layer run another way (step by step, one
+sequence alone, eager instead of compiled, float32 instead of autocast), never a saved output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ptdssm.errors import NonFiniteError
+from ptdssm.layers.mixer import SequenceMixer, map_state
+
+Factory = Callable[..., SequenceMixer]
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def _tensors(state: Any) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    map_state(lambda t: out.append(t) or t, state)
+    return out
+
+
+def _fresh(make: Factory, H: int, **kw: Any) -> SequenceMixer:
+    torch.manual_seed(0)
+    layer = make(H, **kw)
+    assert isinstance(layer, SequenceMixer)
+    assert layer.d_model == H
+    return layer.eval()
+
+
+def check_step_matches_forward(make: Factory, *, H: int = 3, L: int = 40, B: int = 2, tol: float = 1e-4,
+                               **kw: Any) -> None:
+    """``step`` position by position equals ``forward``; the state does not grow with the length."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(B, L, H)
+    with torch.no_grad():
+        y = layer(x)
+        state = layer.init_state(B)
+        shapes0 = None
+        ys = []
+        for t in range(L):
+            yt, state = layer.step(x[:, t], state)
+            assert yt.shape == (B, H) and yt.dtype == x.dtype
+            ys.append(yt)
+            shapes = [tuple(s.shape) for s in _tensors(state)]
+            shapes0 = shapes0 or shapes
+            assert shapes == shapes0, "the state must not grow with the length"
+    err = rel_err(torch.stack(ys, 1), y)
+    assert err < tol, f"step vs forward: relative error {err:.2e}"
+
+
+def check_padding_never_leaks(make: Factory, *, bidirectional: bool = False, H: int = 3, L: int = 30,
+                              tol: float = 1e-4, **kw: Any) -> None:
+    """With ``lengths``, outputs at real positions equal those of each sequence run alone whatever the pads hold,
+    outputs at pads are zero, and (causal layers) the state returned by ``prefill`` ignores the pads too."""
+    if bidirectional:
+        kw["bidirectional"] = True
+    layer = _fresh(make, H, **kw)
+    lengths = torch.tensor([L - 7, L, 5])
+    x = torch.randn(3, L, H)
+    garbage = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        garbage[b, n:] = 1e3 * torch.randn(L - n, H)
+    with torch.no_grad():
+        y, y2 = layer(x, lengths=lengths), layer(garbage, lengths=lengths)
+        for b, n in enumerate(lengths.tolist()):
+            alone = layer(x[b:b + 1, :n])
+            assert rel_err(y[b:b + 1, :n], alone) < tol
+            assert rel_err(y2[b:b + 1, :n], alone) < tol
+            assert float(y2[b, n:].abs().sum()) == 0.0
+        if bidirectional:
+            return
+        _, s1 = layer.prefill(x, lengths)
+        _, s2 = layer.prefill(garbage, lengths)
+        for b, n in enumerate(lengths.tolist()):
+            _, sb = layer.prefill(x[b:b + 1, :n])
+            for t1, t2, tb in zip(_tensors(s1), _tensors(s2), _tensors(sb), strict=True):
+                torch.testing.assert_close(t1[b:b + 1], tb, rtol=tol, atol=1e-5)
+                torch.testing.assert_close(t2[b:b + 1], tb, rtol=tol, atol=1e-5)
+
+
+def check_prefill_then_step(make: Factory, *, H: int = 3, L: int = 20, tol: float = 1e-4, **kw: Any) -> None:
+    """``prefill`` of a prefix then ``step`` continues exactly as ``forward`` over the whole sequence."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(2, L, H)
+    with torch.no_grad():
+        y = layer(x)
+        y_pre, state = layer.prefill(x[:, : L // 2])
+        ys = [y_pre]
+        for t in range(L // 2, L):
+            yt, state = layer.step(x[:, t], state)
+            ys.append(yt[:, None])
+    assert rel_err(torch.cat(ys, 1), y) < tol
+
+
+def check_gradients_reach_every_parameter(make: Factory, *, H: int = 3, L: int = 25, **kw: Any) -> None:
+    """One backward pass gives every trainable parameter (no DDP "unused parameter") and the input a finite
+    gradient; the input's is nonzero."""
+    layer = _fresh(make, H, **kw).train()
+    x = torch.randn(2, L, H, requires_grad=True)
+    layer(x).square().sum().backward()
+    for name, p in layer.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"no gradient for {name}"
+            assert torch.isfinite(p.grad).all(), name
+    assert x.grad is not None and torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
+
+
+def check_compile_matches_eager(make: Factory, *, H: int = 4, L: int = 32, backend: str = "aot_eager",
+                                **kw: Any) -> None:
+    """``torch.compile`` (Dynamo + AOT autograd; graph breaks allowed) runs forward and backward and gives the eager
+    result."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(2, L, H, requires_grad=True)
+    torch._dynamo.reset()
+    try:
+        y = torch.compile(layer, backend=backend)(x)
+    except Exception as e:  # noqa: BLE001 - an environment without a working C++ toolchain for inductor
+        if backend == "inductor" and any(w in str(e).lower() for w in ("compiler", "gcc", "g++", "cpp")):
+            pytest.skip(f"no working C++ toolchain for inductor: {e}")
+        raise
+    y.square().sum().backward()
+    assert all(p.grad is not None for p in layer.parameters() if p.requires_grad)
+    torch.testing.assert_close(y, layer(x), rtol=1e-4, atol=1e-5)
+
+
+def check_autocast_bf16(make: Factory, *, H: int = 4, L: int = 48, **kw: Any) -> None:
+    """Under bf16 autocast: bf16 activations give a bf16 output computed in fp32 inside (equal, up to the final
+    rounding, to the fp32 layer on the same bf16 values), gradients flow; an fp32 input is not downcast at all."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(2, L, H)
+    lin = torch.nn.Linear(H, H)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xb = lin(x)
+        assert xb.dtype == torch.bfloat16
+        y = layer(xb)
+        assert y.dtype == torch.bfloat16
+        y.float().sum().backward()
+        y32 = layer(x)
+    assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
+    ref = layer(xb.detach().float())
+    assert rel_err(y.float(), ref) < 1e-2  # the bf16 rounding of the output (2^-9 relative) and nothing more
+    torch.testing.assert_close(y32, layer(x))
+
+
+def check_float64(make: Factory, *, H: int = 3, L: int = 20, **kw: Any) -> None:
+    """After ``.double()`` the layer computes in float64: float64 in, float64 out, close to the float32 layer."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(2, L, H)
+    y32 = layer(x)
+    layer = layer.double()
+    y64 = layer(x.double())
+    assert y64.dtype == torch.float64
+    assert rel_err(y32, y64) < 1e-4
+
+
+def check_input_errors(make: Factory, *, H: int = 3, **kw: Any) -> None:
+    """Bad inputs fail with one-line errors naming the problem (NaN/inf: ``NonFiniteError``)."""
+    layer = _fresh(make, H, **kw)
+    cases: list[tuple[type[Exception], str, Callable[[], Any]]] = [
+        (ValueError, "shape", lambda: layer(torch.randn(2, 10, H + 1))),
+        (ValueError, "shape", lambda: layer(torch.randn(10, H))),
+        (TypeError, "floating", lambda: layer(torch.ones(2, 10, H, dtype=torch.long))),
+        (TypeError, "Tensor", lambda: layer(np.zeros((2, 10, H)))),
+        (TypeError, "lengths", lambda: layer(torch.randn(2, 10, H), lengths=torch.tensor([3.0, 4.0]))),
+        (ValueError, "lengths", lambda: layer(torch.randn(2, 10, H), lengths=torch.tensor([3, 11]))),
+        (ValueError, "lengths", lambda: layer(torch.randn(2, 10, H), lengths=torch.tensor([3]))),
+        (ValueError, "shape", lambda: layer.step(torch.randn(2, H + 1), layer.init_state(2))),
+        (ValueError, "batch", lambda: layer.init_state(0)),
+    ]
+    for exc, match, fn in cases:
+        with pytest.raises(exc, match=match) as info:
+            fn()
+        assert "\n" not in str(info.value)
+    for bad in (float("nan"), float("inf")):
+        x = torch.randn(2, 10, H)
+        x[1, 4, 0] = bad
+        with pytest.raises(NonFiniteError, match="NaN or inf"):
+            layer(x)
+        with pytest.raises(NonFiniteError):
+            layer.step(x[:, 4], layer.init_state(2))
+
+
+def check_device_matches_cpu(make: Factory, device: str, *, H: int = 4, L: int = 128, **kw: Any) -> None:
+    """The layer moved to ``device`` gives the CPU result (forward, with padding)."""
+    layer = _fresh(make, H, **kw)
+    x, lengths = torch.randn(2, L, H), torch.tensor([L, L // 2])
+    ref = layer(x, lengths)
+    y = layer.to(device)(x.to(device), lengths.to(device))
+    torch.testing.assert_close(y.cpu(), ref, rtol=1e-4, atol=1e-4)
