@@ -5,7 +5,7 @@ with every sequence family: one mixer contract (:class:`SequenceMixer`) and one 
 from . import optim
 from .config import Config, load_config
 from .data import register_task
-from .layers import LTISSM, S4, S4D, S5, SequenceMixer, family_names, register_family
+from .layers import LTISSM, S4, S4D, S5, Mamba, Mamba2, SequenceMixer, family_names, register_family
 from .models import SequenceModel, build_model
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
@@ -20,12 +20,14 @@ from .theory.transfer import (
     transfer_function_dplr,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "S4",
     "S4D",
     "S5",
+    "Mamba",
+    "Mamba2",
     "LTISSM",
     "SequenceMixer",
     "family_names",

@@ -5,8 +5,9 @@ then a position-wise ``Linear(H, 2H)`` with GLU. The *FFT floor* is an ``rfft`` 
 ``(B, H, 2L)`` float32 tensor (the least any FFT-convolution layer must do), measured in the same run; every
 layer's time is reported as a ratio to it, which makes numbers comparable across machines.
 
-The layers are the registered families (:mod:`ptdssm.layers.registry`), built with ``init=family.init``,
-``family.defaults`` and ``family.bench`` (e.g. S5: ``d_state`` 256, ``blocks`` 4), so a family registered at run
+The layers are the registered families (:mod:`ptdssm.layers.registry`), built with
+:func:`~ptdssm.layers.registry.layer_kwargs` of ``family.bench``: ``family.defaults``, ``init=family.init``, then
+``family.bench`` (e.g. S5: ``d_state`` 256, ``blocks`` 4), so a family registered at run
 time (e.g. by a test file) can be benchmarked by name.
 
 Every case runs in its own subprocess, so that its peak resident memory (``ru_maxrss``) minus the memory after
@@ -35,14 +36,9 @@ __all__ = ["bench_layers", "run_benchmark", "run_case"]
 
 def bench_layers() -> dict[str, tuple[type, dict[str, Any]]]:
     """``name -> (layer class, kwargs)`` for every registered family, read from the registry at call time."""
-    from .layers.registry import family_names, get_family
+    from .layers.registry import family_names, get_family, layer_kwargs
 
-    table = {}
-    for name in family_names():
-        fam = get_family(name)
-        kwargs = {**fam.defaults, **({"init": fam.init} if fam.init is not None else {}), **fam.bench}
-        table[name] = (fam.layer, kwargs)
-    return table
+    return {name: (get_family(name).layer, layer_kwargs(name, get_family(name).bench)) for name in family_names()}
 
 
 def _importable(cls: type) -> bool:

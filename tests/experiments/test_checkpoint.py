@@ -90,3 +90,16 @@ def test_version_1_checkpoints_are_read(tmp_path):
     ckpt = read_checkpoint(tmp_path / "last.pt", resume=True)
     assert ckpt["step_in_epoch"] == 0 and ckpt["epoch_sums"] is None
     assert ckpt["best"]["epoch"] == 2 and ckpt["best"]["val"] == {"acc": 0.5}
+
+
+@pytest.mark.parametrize("key", ["best_epoch", "metric_offsets", "global_step"])
+def test_version_1_last_checkpoint_without_a_resume_key_is_a_one_line_error(tmp_path, key):
+    v1 = {"version": 1, "config": {}, "task_info": {}, "model": {}, "epoch": 3, "global_step": 30,
+          "optimizer": {}, "scheduler": {}, "rng": [], "best_val_acc": 0.5, "best_epoch": 2, "metric_offsets": {}}
+    del v1[key]
+    torch.save(v1, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(tmp_path / "last.pt", resume=True)
+    msg = str(info.value)
+    assert f"lacks {key}" in msg and "last.pt" in msg and "\n" not in msg
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 3  # still readable for evaluate

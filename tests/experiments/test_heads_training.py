@@ -53,6 +53,9 @@ def test_per_position_tasks_train_and_score_only_the_scored_positions(tmp_path, 
     records = [json.loads(line) for line in (tmp_path / task / "metrics.jsonl").read_text().splitlines()]
     assert [rec["epoch"] for rec in records if rec["kind"] == "epoch"] == [1, 2]
     assert all("train_acc" in rec and "val_acc" in rec for rec in records if rec["kind"] == "epoch")
+    # throughput counts sequences (64 per epoch), not the scored positions the metrics average over
+    for rec in (rec for rec in records if rec["kind"] == "epoch"):
+        assert rec["samples_per_s"] * rec["time_s"] == pytest.approx(64, rel=0.05)
 
 
 def test_adding_problem_trains_as_regression(tmp_path, capsys):

@@ -106,3 +106,17 @@ def test_regression_score_is_lower_loss():
 def test_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="TaskInfo.loss"):
         Objective(_info("pooled", "hinge"))
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
+def test_empty_or_nan_validation_is_never_better_not_even_than_no_best(loss):
+    """An empty validation split (n == 0, NaN means) or NaN metrics must not become the best checkpoint."""
+    obj = Objective(_info("pooled", loss))
+    empty = obj.summarize(torch.zeros(4, dtype=torch.float64))
+    assert empty["n"] == 0
+    nan = float("nan")
+    nan_loss = {"loss": nan, "n": 8, **({"mse": nan, "mae": nan} if loss == "mse" else {"acc": 0.5})}
+    for metrics in (empty, nan_loss):
+        assert not obj.is_better(metrics, None)
+    good = {"loss": 0.5, "n": 8, **({"mse": 0.5, "mae": 0.4} if loss == "mse" else {"acc": 0.5})}
+    assert obj.is_better(good, None)

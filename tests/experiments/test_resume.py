@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,6 @@ def _rows(path: Path) -> list[dict]:
     return rows
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return torch.load(path, weights_only=False)
-    except (FileNotFoundError, RuntimeError, EOFError):
-        return None
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("resume") / "ref"
@@ -52,28 +44,35 @@ def reference(tmp_path_factory):
     return out, json.loads(done.stdout)
 
 
+# The run to kill: ptdssm's own CLI, with save_last wrapped so that the process SIGKILLs itself when it is about to
+# write the step-KILL_AT checkpoint. The last.pt it leaves is the step-(KILL_AT - 3) one, in the middle of epoch 2,
+# and metrics.jsonl already holds the step record of KILL_AT (log_every 4), which the resume must cut off. No polling:
+# the kill lands at the same point on any machine.
+KILL_AT = STEPS_PER_EPOCH + 15  # 96: epoch 2, step 15 of 81
+KILLER = """
+import os, signal, sys
+import ptdssm.experiments.train as T
+from ptdssm.cli import main
+real = T.save_last
+def save_last(run, state):
+    if state.global_step == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(run, state)
+T.save_last = save_last
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def _kill_mid_epoch(out: Path) -> dict:
-    """Start the run, SIGKILL it once last.pt is a mid-epoch checkpoint of epoch 2; return that checkpoint."""
-    proc = subprocess.Popen(_train_cmd(out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last, seen = out / "checkpoints" / "last.pt", 0.0
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            mtime = last.stat().st_mtime if last.exists() else 0.0
-            if mtime != seen:
-                seen, ckpt = mtime, _load(last)
-                if ckpt is not None and ckpt["epoch"] == 1 and 0 < ckpt["step_in_epoch"] < STEPS_PER_EPOCH // 2:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    break
-            time.sleep(0.005)
-        assert proc.poll() is None or proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
-    finally:
-        if proc.poll() is None and proc.returncode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL and not (out / "results.json").exists()
-    ckpt = torch.load(last, weights_only=False)
-    assert ckpt["epoch"] == 1 and 0 < ckpt["step_in_epoch"] < STEPS_PER_EPOCH, "not killed in the middle of an epoch"
+    """Run, SIGKILL the process in the middle of epoch 2 (see KILLER); return the last.pt it left."""
+    cmd = [sys.executable, "-c", KILLER, str(KILL_AT), *_train_cmd(out)[3:]]
+    proc = subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not (out / "results.json").exists()
+    steps = [r["step"] for r in _rows(out / "metrics.jsonl") if r["kind"] == "step"]
+    assert steps[-1] == KILL_AT  # written after the last checkpoint: the resume drops it and writes it again
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["epoch"] == 1 and ckpt["step_in_epoch"] == KILL_AT - 3 - STEPS_PER_EPOCH, "not killed mid-epoch"
     return ckpt
 
 
@@ -83,6 +82,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(reference, tmp_
     ckpt = _kill_mid_epoch(killed)
     assert ckpt["global_step"] == STEPS_PER_EPOCH + ckpt["step_in_epoch"] and ckpt["global_step"] % 3 == 0
     assert ckpt["best"]["epoch"] == 1 and len(ckpt["epoch_sums"]) == 1
+    assert ckpt["epoch_examples"] == [ckpt["step_in_epoch"] * 16]  # full batches of 16 sequences so far
     resumed = subprocess.run([sys.executable, "-m", "ptdssm", "train", "--resume", "--out", str(killed),
                               "--no-progress", "--json"], env=ENV, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -91,6 +91,10 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(reference, tmp_
     assert {k: v for k, v in got.items() if k != "out"} == {k: v for k, v in ref_results.items() if k != "out"}
     assert json.loads((killed / "results.json").read_text()) == json.loads((ref / "results.json").read_text())
     assert _rows(killed / "metrics.jsonl") == _rows(ref / "metrics.jsonl")  # step records included
+    for run in (ref, killed):  # throughput counts every training sequence once, also across the kill
+        for r in [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]:
+            if r["kind"] == "epoch":
+                assert r["samples_per_s"] * r["time_s"] == pytest.approx(1294, rel=0.01)
     strip = lambda text: [line.rsplit(",", 2)[0] for line in text.splitlines()]  # noqa: E731 - drop timings
     assert strip((killed / "metrics.csv").read_text()) == strip((ref / "metrics.csv").read_text())
     a = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)["model"]

@@ -134,6 +134,16 @@ def test_run_directory_guards(tmp_path, capsys):
         train(cfg)
     with pytest.raises(ValueError, match=r"optim\.lr"):
         train(apply_overrides(cfg, ["optim.lr=0.1"]), resume=True)
+    # train keys that change the numbers, the schedule or the logged records are refused on resume, naming the key
+    for change in ("train.epochs=2", "train.seed=1", "train.max_steps_per_epoch=2", "train.eval_every=2",
+                   "train.precision=bf16", "train.deterministic=false", "train.log_every=7"):
+        with pytest.raises(ValueError) as info:
+            train(apply_overrides(cfg, [change]), resume=True)
+        msg = str(info.value)
+        assert f"config key '{change.split('=')[0]}'" in msg and "cannot resume" in msg and "\n" not in msg
+    # ... the others may change
+    again = train(apply_overrides(cfg, ["train.checkpoint_every=3", "train.tensorboard=false"]), resume=True)
+    assert again.results == result.results
     # evaluate verb, text and JSON
     ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--split", "val"]) == 0
@@ -215,3 +225,76 @@ def test_training_diverged_is_the_typed_error():
     from ptdssm import errors
 
     assert TrainingDiverged is errors.TrainingDiverged and issubclass(TrainingDiverged, errors.NonFiniteError)
+
+
+def test_empty_validation_split_never_makes_a_best_checkpoint(tmp_path):
+    """data.val_fraction=0: validation has n == 0 (NaN metrics); no epoch is the best, the last model is reported."""
+    cfg = _tiny_cfg(tmp_path / "run", "train.epochs=2", "data.val_fraction=0", "data.train_subset=32",
+                    "data.test_subset=16")
+    res = train(cfg).results
+    assert res["best_epoch"] == -1 and res["best_val_acc"] is None
+    assert res["test_acc"] == res["final_test_acc"] and res["test_loss"] == res["final_test_loss"]
+    assert not (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["best"]["epoch"] == -1
+
+
+def test_results_describe_the_best_checkpoint_that_was_tested(tmp_path, monkeypatch, capsys):
+    """best.pt of a later epoch than last.pt's best (a run killed between validate() writing best.pt and the
+    epoch's last.pt, resumed without rewriting it): results.json reports best.pt's epoch and validation."""
+    import ptdssm.experiments.train as T
+    from ptdssm.experiments.checkpoint import best_payload
+
+    scripted = iter([{"loss": 0.8, "acc": 0.5, "n": 16}, {"loss": 0.9, "acc": 0.5, "n": 16}])
+    real = T.evaluate_model
+    monkeypatch.setattr(T, "evaluate_model", lambda net, loader, device, **kw: next(scripted, None)
+                        or real(net, loader, device, **kw))
+    cfg = _tiny_cfg(tmp_path / "run", "train.epochs=2", "data.train_subset=32", "data.val_subset=16",
+                    "data.test_subset=16")
+    assert train(cfg).results["best_epoch"] == 1
+    ckpts = tmp_path / "run" / "checkpoints"
+    last = torch.load(ckpts / "last.pt", weights_only=False)
+    assert last["best"]["epoch"] == 1
+    # best.pt now holds the epoch-2 model (= the last model), as if its validation had won
+    torch.save(best_payload(config=last["config"], task_info=last["task_info"], model=last["model"], epoch=2,
+                            val={"loss": 0.7, "acc": 0.5, "n": 16}), ckpts / "best.pt")
+    capsys.readouterr()
+    res = train(cfg, resume=True).results
+    assert res["best_epoch"] == 2 and res["best_val_loss"] == 0.7 and res["best_val_acc"] == 0.5
+    assert res["test_loss"] == res["final_test_loss"] and res["test_acc"] == res["final_test_acc"]  # same weights
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["best_epoch"] == 2
+    assert "warning" in capsys.readouterr().err
+
+
+def test_version_1_last_checkpoint_resumes(tmp_path, monkeypatch, capsys):
+    """A version-1 last.pt (no kind / step_in_epoch / epoch_sums / best; best_val_acc and best_epoch instead)
+    resumes; without best_epoch the refusal is one line naming it."""
+    import ptdssm.experiments.train as T
+
+    real_run_epoch = T.run_epoch
+
+    def stop_before_epoch_2(run, state):
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+        return real_run_epoch(run, state)
+
+    out = tmp_path / "run"
+    cfg = _tiny_cfg(out, "train.epochs=2", "data.train_subset=32", "data.val_subset=16", "data.test_subset=16")
+    monkeypatch.setattr(T, "run_epoch", stop_before_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(T, "run_epoch", real_run_epoch)
+    v2 = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert v2["epoch"] == 1 and v2["step_in_epoch"] == 0
+    v1 = {k: v2[k] for k in ("config", "task_info", "model", "epoch", "global_step", "optimizer", "scheduler", "rng",
+                             "metric_offsets")}
+    v1.update(version=1, best_val_acc=v2["best"]["val"]["acc"], best_epoch=v2["best"]["epoch"])
+    torch.save({k: v for k, v in v1.items() if k != "best_epoch"}, out / "checkpoints" / "last.pt")
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lacks best_epoch" in err[0] and err[0].startswith("ptdssm train: error:")
+    torch.save(v1, out / "checkpoints" / "last.pt")
+    res = train(cfg, resume=True).results
+    assert res["steps"] == 4 and res["epochs"] == 2
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r["kind"] == "epoch"] == [1, 2]

@@ -3,10 +3,14 @@
 Each check takes a *factory* ``make(d_model, **overrides) -> SequenceMixer`` (fresh, seeded layer) and asserts one
 clause of the contract against an independent computation: the same layer run another way (step by step, one
 sequence alone, eager instead of compiled, float32 instead of autocast), never a saved output.
+
+:data:`CHECKS` lists them all, in order; ``tests/layers/test_contract.py`` (every registered family) and any test
+file that registers its own family parametrize over it, so a check added here reaches every family.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -105,8 +109,8 @@ def check_prefill_then_step(make: Factory, *, H: int = 3, L: int = 20, tol: floa
 
 
 def check_gradients_reach_every_parameter(make: Factory, *, H: int = 3, L: int = 25, **kw: Any) -> None:
-    """One backward pass gives every trainable parameter (no DDP "unused parameter") and the input a finite
-    gradient; the input's is nonzero."""
+    """One backward pass of a random input gives every trainable parameter (no DDP "unused parameter") and the
+    input a finite, nonzero gradient (a parameter that is used but multiplied by zero would never train)."""
     layer = _fresh(make, H, **kw).train()
     x = torch.randn(2, L, H, requires_grad=True)
     layer(x).square().sum().backward()
@@ -114,6 +118,7 @@ def check_gradients_reach_every_parameter(make: Factory, *, H: int = 3, L: int =
         if p.requires_grad:
             assert p.grad is not None, f"no gradient for {name}"
             assert torch.isfinite(p.grad).all(), name
+            assert float(p.grad.abs().sum()) > 0, f"zero gradient for {name}"
     assert x.grad is not None and torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
 
 
@@ -165,6 +170,24 @@ def check_float64(make: Factory, *, H: int = 3, L: int = 20, **kw: Any) -> None:
     assert rel_err(y32, y64) < 1e-4
 
 
+def check_cast_after_init_state(make: Factory, *, H: int = 3, L: int = 20, **kw: Any) -> None:
+    """``init_state``, then ``.double()``: ``step`` computes in float64 (nothing cached at ``init_state`` stays in
+    float32) and equals the float64 ``forward`` to float64 precision; the state from before the cast is usable."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(2, L, H, dtype=torch.float64)
+    with torch.no_grad():
+        state = layer.init_state(2)
+        layer = layer.double()
+        y = layer(x)
+        ys = []
+        for t in range(L):
+            yt, state = layer.step(x[:, t], state)
+            assert yt.dtype == torch.float64
+            ys.append(yt)
+    err = rel_err(torch.stack(ys, 1), y)
+    assert err < 1e-9, f"step after .double() vs forward: relative error {err:.2e} (float32 left in the step path?)"
+
+
 def check_input_errors(make: Factory, *, H: int = 3, **kw: Any) -> None:
     """Bad inputs fail with one-line errors naming the problem (NaN/inf: ``NonFiniteError``)."""
     layer = _fresh(make, H, **kw)
@@ -193,9 +216,50 @@ def check_input_errors(make: Factory, *, H: int = 3, **kw: Any) -> None:
 
 
 def check_device_matches_cpu(make: Factory, device: str, *, H: int = 4, L: int = 128, **kw: Any) -> None:
-    """The layer moved to ``device`` gives the CPU result (forward, with padding)."""
+    """The layer moved to ``device`` gives the CPU result (forward with padding, and step after ``init_state`` on
+    the CPU then the move)."""
     layer = _fresh(make, H, **kw)
     x, lengths = torch.randn(2, L, H), torch.tensor([L, L // 2])
-    ref = layer(x, lengths)
-    y = layer.to(device)(x.to(device), lengths.to(device))
+    with torch.no_grad():
+        ref = layer(x, lengths)
+        ref_t, _ = layer.step(x[:, 0], layer.init_state(2))
+        layer = layer.to(device)
+        y = layer(x.to(device), lengths.to(device))
+        y_t, _ = layer.step(x[:, 0].to(device), layer.init_state(2))
     torch.testing.assert_close(y.cpu(), ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y_t.cpu(), ref_t, rtol=1e-4, atol=1e-4)
+
+
+def check_padding_never_leaks_bidirectional(make: Factory, **kw: Any) -> None:
+    """:func:`check_padding_never_leaks` with ``bidirectional=True`` (skipped for layers without that option)."""
+    if "bidirectional" not in inspect.signature(type(_fresh(make, 3)).__init__).parameters:
+        pytest.skip("no bidirectional option")
+    check_padding_never_leaks(make, bidirectional=True, **kw)
+
+
+def check_cuda_matches_cpu(make: Factory, **kw: Any) -> None:
+    """:func:`check_device_matches_cpu` on ``cuda`` (skipped without a CUDA device)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    check_device_matches_cpu(make, "cuda", **kw)
+
+
+#: Every check, in order; each is called as ``check(make)``.
+CHECKS: list[Callable[..., None]] = [
+    check_step_matches_forward,
+    check_prefill_then_step,
+    check_padding_never_leaks,
+    check_padding_never_leaks_bidirectional,
+    check_gradients_reach_every_parameter,
+    check_compile_matches_eager,
+    check_autocast_bf16,
+    check_float64,
+    check_cast_after_init_state,
+    check_input_errors,
+    check_cuda_matches_cpu,
+]
+
+
+def check_id(check: Callable[..., None]) -> str:
+    """Test id of a check: its name without ``check_``."""
+    return check.__name__.removeprefix("check_")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from ptdssm.cli import main
@@ -69,15 +70,9 @@ def test_registered_and_closed_form():
     torch.testing.assert_close(layer(x), ref, rtol=1e-5, atol=1e-6)
 
 
-def test_contract():
-    contract.check_step_matches_forward(make)
-    contract.check_prefill_then_step(make)
-    contract.check_padding_never_leaks(make)
-    contract.check_gradients_reach_every_parameter(make)
-    contract.check_compile_matches_eager(make)
-    contract.check_autocast_bf16(make)
-    contract.check_float64(make)
-    contract.check_input_errors(make)
+@pytest.mark.parametrize("check", contract.CHECKS, ids=contract.check_id)
+def test_contract(check):
+    check(make)
 
 
 def _bench(name, capsys):

@@ -86,3 +86,16 @@ def test_a_registered_family_builds_its_block_kind_and_options(toy_family):
     assert m(torch.randn(2, 8, 2)).shape == (2, 3)
     with pytest.raises(ValueError, match=r"model\.layer\.d_state.*valid: scale"):
         config_from_dict({"model": {"name": toy_family, "layer": {"d_state": 4}}})
+
+
+def test_channel_mix_keeps_the_state_dict_keys_and_constants_are_defined_once():
+    """The post-mixer activation/GLU module is ChannelMix (no second "Mixer" next to SequenceMixer); its parameters
+    stay under ``mix.`` in a block, so old checkpoints load. Block kinds and heads have one definition each."""
+    import ptdssm.models as models
+    from ptdssm.data import base
+    from ptdssm.models import BLOCK_KINDS, HEADS, ChannelMix, sequence
+
+    blk = ResidualBlock(GatedScale(H), H, norm="layer", activation="glu")
+    assert type(blk.mix) is ChannelMix and not hasattr(models, "Mixer")
+    assert {"mix.linear.weight", "mix.linear.bias"} <= set(blk.state_dict())
+    assert BLOCK_KINDS is registry.BLOCKS and HEADS is base.HEADS is sequence.HEADS

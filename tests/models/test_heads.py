@@ -36,7 +36,9 @@ def test_output_shapes_and_gradients(kind):
     torch.manual_seed(0)
     m = build_model(_cfg(), info)
     out = m(_inputs(info))
-    assert out.shape == (3, *shape) and torch.isfinite(out).all()
+    if kind == "lm":  # the padding id is never a target: logit -inf (test_lm_head_never_scores_the_padding_id)
+        out = out[..., 1:]
+    assert out.shape[:2] == (3, shape[0]) and torch.isfinite(out).all()
     out.square().mean().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
 
@@ -54,6 +56,8 @@ def test_gather_last_k_matches_an_index_loop():
         gather_last_k(h, lengths, 4)
     with pytest.raises(ValueError, match="k=10"):
         gather_last_k(h, None, 10)
+    for dtype in (torch.int32, torch.int16, torch.uint8):  # gather takes int64 indices only: cast inside
+        assert torch.equal(gather_last_k(h, lengths.to(dtype), 3), out)
 
 
 def test_last_k_model_reads_the_last_real_positions_under_padding():
@@ -103,10 +107,30 @@ def test_lm_head_is_tied_to_the_embedding():
     # counted once by the optimizer: no parameter of its own
     assert sum(1 for p in m.parameters() if p is m.encoder.weight) == 1
     h = torch.randn(2, 5, 8)
-    torch.testing.assert_close(m.decoder(h), h @ m.encoder.weight.T)
+    torch.testing.assert_close(m.decoder(h)[..., 1:], (h @ m.encoder.weight.T)[..., 1:])
     with torch.no_grad():  # an update of the embedding is an update of the head
         m.encoder.weight[3].add_(1.0)
-    torch.testing.assert_close(m.decoder(h), h @ m.encoder.weight.T)
+    torch.testing.assert_close(m.decoder(h)[..., 1:], (h @ m.encoder.weight.T)[..., 1:])
+
+
+def test_lm_head_never_scores_the_padding_id():
+    """The padding id 0 is never a target: its logit is -inf, so the tied padding row (zero, held fixed by the
+    embedding) gets no gradient through the head, and training with cross-entropy leaves it zero."""
+    info, _ = INFOS["lm"]
+    torch.manual_seed(0)
+    m = build_model(_cfg(), info)
+    x = torch.randint(0, V, (3, 12))
+    x[:, -3:] = 0  # padding in the inputs too
+    out = m(x, lengths=torch.tensor([9, 9, 9]))
+    assert bool((out[..., 0] == float("-inf")).all()) and torch.isfinite(out[..., 1:]).all()
+    y = torch.randint(1, V, (3, 12))
+    y[:, 9:] = -100
+    torch.nn.functional.cross_entropy(out.reshape(-1, V), y.reshape(-1), ignore_index=-100).backward()
+    grad = m.encoder.weight.grad
+    assert float(grad[0].abs().sum()) == 0.0 and float(grad[1:].abs().sum()) > 0
+    assert float(m.encoder.weight[0].detach().abs().sum()) == 0.0
+    probs = out.softmax(-1)
+    assert float(probs[..., 0].abs().max()) == 0.0 and torch.allclose(probs.sum(-1), torch.ones(3, 12))
 
 
 def test_head_errors():

@@ -1,8 +1,9 @@
 """``ptdssm train``: train a model from a packaged recipe (``--task T --model M``) or a config file.
 
 ``--model`` accepts every family of the registry (:func:`ptdssm.layers.registry.family_names`, read when the
-arguments are parsed, so a family registered before :func:`ptdssm.cli.main` runs is a valid choice); ``--task`` is a
-registered task name or ``module:task`` (resolved by the data registry).
+arguments are parsed, so a family registered before :func:`ptdssm.cli.main` runs, or by a ``ptdssm.families`` entry
+point, is a valid choice) and ``module:name``, a family your own module registers (imported by the family registry
+when the config is loaded); ``--task`` is a registered task name or ``module:task`` (resolved by the data registry).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class _FamilyNames:
         return list(family_names())
 
     def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and ":" in name:  # module:name, resolved (or refused, exit 2) with the config
+            return True
         return name in self._names()
 
     def __iter__(self):
@@ -51,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="task name (fashion-mnist, mnist, digits, ...) or module:task (a task your module "
                           "registers); uses the packaged recipe for task and model, else the generic default recipe")
     p.add_argument("--model", metavar="M", choices=_FamilyNames(), default=None,
-                   help=f"model family with --task: %(choices)s (default {DEFAULT_MODEL})")
+                   help=f"model family with --task: %(choices)s, or module:name for a family your module "
+                        f"registers (default {DEFAULT_MODEL})")
     p.add_argument("--epochs", type=int, metavar="N", help="number of epochs (train.epochs)")
     p.add_argument("--out", metavar="DIR", help="run directory (train.out; default runs/<task>-<model>)")
     p.add_argument("--resume", action="store_true",

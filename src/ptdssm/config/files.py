@@ -212,12 +212,7 @@ def find_config(task: str, model: str) -> Path:
     """
     from .layer import check_model_name
 
-    try:
-        check_model_name(model)
-    except ConfigError:
-        from ..layers.registry import family_names
-
-        raise ConfigError(f"unknown model {model!r}; expected one of: {', '.join(family_names())}") from None
+    check_model_name(model)  # also imports the module of a "module:name" family
     configs = available_configs()
     if f"{task}-{model}" in configs:
         return configs[f"{task}-{model}"]

@@ -3,8 +3,9 @@
 A model is ``model.name`` (a family of :mod:`ptdssm.layers.registry`) plus ``model.layer``, a mapping of keyword
 arguments of that family's layer class (``{d_state: 64, blocks: 2, init: ptd, dt_min: 1e-3}``). Keys are checked
 against the constructor's signature when the config is validated; values are coerced to the constructor's
-annotations (so ``1e-3``, which YAML 1.1 reads as a string, becomes a float). ``null`` means "not set": the family's
-default (``init``) or the constructor's default applies.
+annotations (so ``1e-3``, which YAML 1.1 reads as a string, becomes a float) and then checked by the constructor
+itself, run on the ``meta`` device (:func:`check_layer_values`), so no range is written here. ``null`` means "not
+set": the family's default (``init``) or the constructor's default applies.
 
 Before ``model.layer`` existed the LTI options were flat keys of ``model`` (:data:`DEPRECATED_MODEL_KEYS`). They
 still load: :func:`migrate_model_dict` moves them into ``model.layer`` with one ``DeprecationWarning`` per key
@@ -13,15 +14,14 @@ still load: :func:`migrate_model_dict` moves them into ``model.layer`` with one 
 
 from __future__ import annotations
 
-import inspect
 import typing
 import warnings
 from typing import Any
 
 from ..errors import ConfigError
-from ._types import check_min, coerce
+from ._types import coerce
 
-__all__ = ["DEPRECATED_MODEL_KEYS", "check_layer_options", "check_model_name", "layer_options",
+__all__ = ["DEPRECATED_MODEL_KEYS", "check_layer_options", "check_layer_values", "check_model_name", "layer_options",
            "migrate_model_dict"]
 
 #: Flat ``model.<key>`` entries of the old schema that now live in ``model.layer``.
@@ -73,12 +73,14 @@ def migrate_model_dict(model: Any) -> Any:
 
 
 def check_model_name(name: Any) -> None:
-    """``name`` is a registered family, or a :class:`ConfigError` naming ``model.name`` and listing the names."""
-    from ..layers.registry import family_names
+    """``name`` is a registered family (or a ``module:name`` that resolves to one), or a :class:`ConfigError` naming
+    ``model.name`` (listing the names, or saying why the plug-in did not load)."""
+    from ..layers.registry import get_family
 
-    names = family_names()
-    if name not in names:
-        raise ConfigError(f"config key 'model.name': invalid value {name!r}; expected one of: {', '.join(names)}")
+    try:
+        get_family(name)
+    except ConfigError as exc:
+        raise ConfigError(f"config key 'model.name': {exc}") from None
 
 
 def _constructor_hints(cls: type) -> dict[str, Any]:
@@ -88,44 +90,26 @@ def _constructor_hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-def _check_ranges(options: dict[str, Any]) -> None:
-    """The bounds every LTI family shares (so a bad value fails at load time, not after data loading)."""
-    for key in ("d_state", "blocks"):
-        if isinstance(options.get(key), int):
-            check_min(f"model.layer.{key}", options[key], 1)
-    for key in ("dt_min", "dt_max"):
-        v = options.get(key)
-        if isinstance(v, (int, float)) and not v > 0:
-            raise ConfigError(f"config key 'model.layer.{key}' must be > 0, got {v}")
-    lo, hi = options.get("dt_min"), options.get("dt_max")
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
-        raise ConfigError(f"config key 'model.layer.dt_min' ({lo}) must be <= model.layer.dt_max ({hi})")
-
-
 def check_layer_options(name: str, options: Any) -> dict[str, Any]:
     """``model.layer`` checked for the family ``name``: known keys, coerced values, ``null`` entries dropped.
 
     Raises:
-        ConfigError: ``"config key 'model.layer.<k>' is not an option of <Class> (model '<name>'); valid: ..."``,
-            or a value of the wrong type or range (naming ``model.layer.<k>``).
+        ConfigError: ``"config key 'model.layer.<k>' is not an option of <Class> (model '<name>'); valid: ..."``
+            (:func:`ptdssm.layers.registry.check_option_names`), or a value of the wrong type (naming
+            ``model.layer.<k>``). The values' ranges are the constructor's to check (:func:`check_layer_values`).
     """
-    from ..layers.registry import get_family, layer_kwargs_schema
+    from ..layers.registry import check_option_names, get_family
 
     if options is None:
         options = {}
     if not isinstance(options, dict):
         raise ConfigError(f"config key 'model.layer' must be a mapping of layer options, got {options!r}")
     family = get_family(name)
-    schema = layer_kwargs_schema(family)
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD
-                     for p in inspect.signature(family.layer.__init__).parameters.values())
-    valid = list(schema)
+    options = {k: v for k, v in options.items() if v is not None}  # null: the layer's default, for any family
+    check_option_names(family, options)
     hints = _constructor_hints(family.layer)
     out: dict[str, Any] = {}
     for key, value in options.items():
-        if key not in valid and not open_ended:
-            raise ConfigError(f"config key 'model.layer.{key}' is not an option of {family.layer.__name__} "
-                              f"(model '{name}'); valid: {', '.join(valid)}")
         if value is None:
             continue
         if key in hints:
@@ -134,26 +118,38 @@ def check_layer_options(name: str, options: Any) -> dict[str, Any]:
             except TypeError:  # an annotation the config cannot check: passed as given
                 pass
         out[key] = value
-    _check_ranges(out)
     return out
+
+
+_VALID: set[str] = set()  # layers already built on the meta device (a config is validated after every override)
+
+
+def check_layer_values(name: str, d_model: int, options: dict[str, Any]) -> None:
+    """The family's constructor checks the values of ``model.layer`` (ranges, divisibility): the layer is built on
+    the ``meta`` device (no memory, no random draws), so a bad value fails when the config is loaded, before any data
+    is read. A constructor that cannot run on ``meta`` is checked when the model is built.
+
+    Raises:
+        ConfigError: the constructor's one-line message, naming ``model.layer`` and the model.
+    """
+    from ..layers.registry import build_checked, get_family
+
+    family = get_family(name)
+    key = repr((family, d_model, sorted(options.items())))
+    if key in _VALID:
+        return
+    try:
+        build_checked(name, d_model, options, meta=True)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - e.g. an op the meta device lacks: the real build checks the values
+        return
+    _VALID.add(key)
 
 
 def layer_options(name: str, options: dict[str, Any], *, defaults: bool = False) -> dict[str, Any]:
-    """The keyword arguments the family ``name``'s layer receives for ``model.layer = options`` (minus ``d_model``).
+    """The keyword arguments the family ``name``'s layer receives for ``model.layer = options`` (minus ``d_model``):
+    :func:`ptdssm.layers.registry.layer_kwargs` (``defaults=True`` adds the constructor's own defaults)."""
+    from ..layers.registry import layer_kwargs
 
-    ``family.defaults``, then the family's ``init`` (when the constructor takes one), then ``options``. With
-    ``defaults=True`` the constructor's own defaults fill in every other keyword (the complete set of options).
-    """
-    from ..layers.registry import get_family, layer_kwargs_schema
-
-    family = get_family(name)
-    schema = layer_kwargs_schema(family)
-    out = dict(family.defaults or {})
-    if family.init is not None and "init" in schema:
-        out["init"] = family.init
-    out.update({k: v for k, v in options.items() if v is not None})
-    if defaults:
-        for key, p in schema.items():
-            if key not in out and p.default is not inspect.Parameter.empty:
-                out[key] = p.default
-    return out
+    return layer_kwargs(name, options, with_defaults=defaults)

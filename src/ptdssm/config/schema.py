@@ -17,6 +17,7 @@ from ._types import check_min, check_range, coerce
 from .layer import (
     DEPRECATED_MODEL_KEYS,
     check_layer_options,
+    check_layer_values,
     check_model_name,
     deprecation,
     layer_options,
@@ -61,6 +62,7 @@ class ModelConfig:
         if self.retrieval_hidden is not None:
             check_min("model.retrieval_hidden", self.retrieval_hidden, 1)
         self.layer = check_layer_options(self.name, self.layer)
+        check_layer_values(self.name, self.d_model, self.layer)
 
     def layer_options(self, *, defaults: bool = False) -> dict[str, Any]:
         """The keyword arguments the layer receives (family defaults and init, then ``layer``); see

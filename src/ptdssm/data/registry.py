@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import os
-import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
+from .._plugins import import_user_module, load_entry_points, one_line
 from ..errors import DataError
 from .base import TaskBuilder, TaskData, TaskInfo, TaskInfoFn
 
@@ -80,22 +78,9 @@ def register_task(name: str, *, info: TaskInfoFn, build: TaskBuilder, descriptio
     return task
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
 def _load_entry_points() -> None:
     """Load every ``ptdssm.tasks`` entry point: import a module, or call a callable (it registers tasks)."""
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if not isinstance(obj, types.ModuleType):
-                if not callable(obj):
-                    raise TypeError(f"{ep.value} is neither a module nor a callable")
-                obj()
-        except Exception as exc:  # a user's plug-in: report which one, in one line
-            raise DataError(f"task plug-in entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP!r}) "
-                            f"failed to load: {_one_line(exc)}") from exc
+    load_entry_points(ENTRY_POINT_GROUP, DataError, "task")
 
 
 def _load() -> None:
@@ -112,36 +97,22 @@ def _is_pair(obj: Any) -> bool:
     return isinstance(obj, (tuple, list)) and len(obj) == 2 and all(callable(f) for f in obj)
 
 
-def _import_user_module(module: str) -> types.ModuleType:
-    """Import ``module``; if it is not found, retry with the current directory appended to ``sys.path`` (the
-    ``ptdssm`` console script, unlike ``python -m``, does not put it there)."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        cwd = os.getcwd()
-        if exc.name != module.split(".")[0] or cwd in sys.path or "" in sys.path:
-            raise
-        sys.path.append(cwd)
-        importlib.invalidate_caches()
-        return importlib.import_module(module)
-
-
 def _resolve_plugin(name: str) -> Task:
     """Resolve ``"module:attr"`` (module docstring, route 3) and register the result under ``name``."""
     module, _, attr = name.partition(":")
     if not module or not attr:
         raise DataError(f"task {name!r}: expected 'module:name' with both parts non-empty")
     try:
-        mod = _import_user_module(module)
+        mod = import_user_module(module)
     except Exception as exc:
-        raise DataError(f"task {name!r}: cannot import module {module!r}: {_one_line(exc)}") from exc
+        raise DataError(f"task {name!r}: cannot import module {module!r}: {one_line(exc)}") from exc
     if name in _TASKS:  # (a) registered as "module:attr" by the import
         return _TASKS[name]
     obj = getattr(mod, attr, None)
     if isinstance(obj, Task):  # (b) a Task object
         task = obj
     elif _is_pair(obj):  # (b) an (info, build) pair
-            task = Task(name, obj[0], obj[1])
+        task = Task(name, obj[0], obj[1])
     elif attr in _TASKS:  # (c) registered as "attr"
         task = _TASKS[attr]
     else:

@@ -21,6 +21,8 @@ needs::
     optimizer, scheduler         their state_dicts
     rng             list[dict]   per process: torch / numpy / python (/ cuda) RNG states
     epoch_sums      list[list]   per process: running Objective.stats sums of the unfinished epoch (None at a boundary)
+    epoch_examples  list[int]    per process: sequences trained on in the unfinished epoch (None at a boundary; may be
+                                 absent in older files: samples_per_s only)
     epoch_time      float        seconds already spent in the unfinished epoch (for the time_s column only)
     best            dict         {"epoch", "score", "val"}: the best validation so far (epoch -1: none yet)
     metric_offsets  dict         byte sizes of metrics.jsonl / metrics.csv when it was written (resume truncates)
@@ -52,7 +54,11 @@ __all__ = ["CHECKPOINT_VERSION", "READABLE_VERSIONS", "atomic_save", "atomic_wri
 
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-_RESUME_KEYS = ("optimizer", "scheduler", "rng", "global_step")
+# what resume_or_fresh reads from last.pt; a version-1 file names its own keys (best_epoch becomes best, and
+# step_in_epoch / epoch_sums / epoch_time default to an epoch boundary)
+_RESUME_KEYS = ("optimizer", "scheduler", "rng", "global_step", "epoch", "step_in_epoch", "epoch_sums", "epoch_time",
+                "best", "metric_offsets")
+_RESUME_KEYS_V1 = ("optimizer", "scheduler", "rng", "global_step", "epoch", "best_epoch", "metric_offsets")
 
 
 def _atomic_write_bytes(write, path: Path) -> None:
@@ -83,13 +89,14 @@ def atomic_write_text(text: str, path: str | os.PathLike[str]) -> None:
 
 def last_payload(*, config: dict, task_info: dict, model: dict, optimizer: dict, scheduler: dict, epoch: int,
                  step_in_epoch: int, global_step: int, rng: list, epoch_sums: list | None, epoch_time: float,
-                 best: dict, metric_offsets: dict, last_record: dict | None) -> dict[str, Any]:
+                 best: dict, metric_offsets: dict, last_record: dict | None,
+                 epoch_examples: list | None = None) -> dict[str, Any]:
     """The ``last.pt`` dict of the current schema (see the module docstring)."""
     return {"version": CHECKPOINT_VERSION, "kind": "last", "config": config, "task_info": task_info, "model": model,
             "epoch": int(epoch), "step_in_epoch": int(step_in_epoch), "global_step": int(global_step),
             "optimizer": optimizer, "scheduler": scheduler, "rng": rng, "epoch_sums": epoch_sums,
             "epoch_time": float(epoch_time), "best": best, "metric_offsets": metric_offsets,
-            "last_record": last_record}
+            "last_record": last_record, "epoch_examples": epoch_examples}
 
 
 def best_payload(*, config: dict, task_info: dict, model: dict, epoch: int, val: dict) -> dict[str, Any]:
@@ -150,11 +157,13 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         older = ", ".join(str(v) for v in READABLE_VERSIONS if v != CHECKPOINT_VERSION)
         raise CheckpointError(f"checkpoint {path} has schema version {version}; this ptdssm reads version "
                               f"{CHECKPOINT_VERSION}" + (f" (and older {older})" if older else ""))
+    missing = [k for k in (_RESUME_KEYS_V1 if version == 1 else _RESUME_KEYS) if k not in ckpt] if resume else []
     if version == 1:
         ckpt = _upgrade_v1(ckpt)
-    missing = [k for k in (*(_RESUME_KEYS if resume else ()), *required) if k not in ckpt]
+    missing += [k for k in required if k not in ckpt and k not in missing]
     if missing:
         what = "resume from" if resume else "use"
-        raise CheckpointError(f"cannot {what} {path}: it lacks {', '.join(missing)} (a best.pt? resume reads "
-                              f"checkpoints/last.pt)")
+        hint = " (a best.pt? resume reads checkpoints/last.pt)" if resume and "optimizer" in missing else ""
+        raise CheckpointError(f"cannot {what} {path} (schema version {version}): it lacks {', '.join(missing)}"
+                              + hint)
     return ckpt

@@ -19,7 +19,8 @@ mean |out - y|``. ``n`` counts scored positions (CE: examples for a pooled head)
 ``stats`` returns float64 sums ``[loss_sum, correct_or_sq_err, abs_err, count]`` that add across batches and
 processes (``all_reduce``); ``summarize`` turns them into means. ``score`` orders validation results for the best
 checkpoint: larger is better; cross-entropy tasks rank by ``(acc, -loss)`` (a tie in accuracy, common on small
-validation sets, goes to the lower loss), regression tasks by ``(-loss,)``.
+validation sets, goes to the lower loss), regression tasks by ``(-loss,)``; ``is_better`` never takes an empty
+split or NaN metrics as an improvement.
 """
 
 from __future__ import annotations
@@ -108,5 +109,13 @@ class Objective:
         return (-math.inf if math.isnan(acc) else acc, neg(float(metrics["loss"])))
 
     def is_better(self, metrics: dict[str, Any], best_score: tuple[float, ...] | list[float] | None) -> bool:
-        """True if ``metrics`` beats ``best_score`` strictly (an exact tie keeps the earlier checkpoint)."""
+        """True if ``metrics`` beats ``best_score`` strictly (an exact tie keeps the earlier checkpoint).
+
+        Metrics of an empty split (``n == 0``) or with a NaN value are never better, not even than no best at all
+        (``best_score`` None): such a validation says nothing about the model, so no best checkpoint is taken.
+        """
+        if int(metrics.get("n", 1)) == 0:
+            return False
+        if any(math.isnan(float(metrics[k])) for k in ("loss", *self.metric_names) if k in metrics):
+            return False
         return best_score is None or self.score(metrics) > tuple(best_score)

@@ -82,6 +82,7 @@ class TrainState:
     step_in_epoch: int = 0  # optimizer steps done in the current (unfinished) epoch
     global_step: int = 0
     sums: torch.Tensor = field(default_factory=lambda: torch.zeros(4, dtype=torch.float64))  # this rank's stats
+    examples: int = 0  # sequences this rank trained on in the current epoch (sums[3] counts scored positions)
     epoch_time: float = 0.0
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": -1, "score": None, "val": None})
     last_record: dict[str, Any] | None = None

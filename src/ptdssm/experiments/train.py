@@ -38,6 +38,7 @@ A NaN or inf loss or gradient norm, or a layer's :class:`~ptdssm.errors.NonFinit
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -109,6 +110,11 @@ def train(cfg: Config, *, resume: bool = False) -> TrainResult:
     finally:
         if run is not None:
             run.log.close()
+        # Free the DDP wrapper (its reducer holds the gloo process group) *before* the group is destroyed: freed
+        # afterwards, the group's destructor joins its worker threads while holding the GIL, and a worker that
+        # still drops a finished all-reduce needs the GIL: the rank hangs at exit (seen under load with gloo).
+        run = None
+        gc.collect()
         if we_initialized and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -177,9 +183,12 @@ def resume_or_fresh(run: Run, resume: bool) -> TrainState:
                 raise CheckpointError(f"cannot resume {run.last_path} in the middle of an epoch with {run.world} "
                                       f"process(es): it was written by {0 if sums is None else len(sums)}")
             state.sums = torch.tensor(sums[run.rank], dtype=torch.float64)
+            examples = ckpt.get("epoch_examples")  # absent before it was saved: every batch so far was full
+            state.examples = (int(examples[run.rank]) if examples is not None and len(examples) == run.world
+                              else state.step_in_epoch * (cfg.data.batch_size // run.world))
         rng = ckpt["rng"]
         set_rng_state(rng[run.rank] if run.rank < len(rng) else rng[0])
-        run.log.truncate(ckpt.get("metric_offsets", {}))
+        run.log.truncate(ckpt["metric_offsets"])  # required by read_checkpoint(resume=True)
         where = (f"in epoch {state.epoch + 1} after step {state.step_in_epoch} of {run.steps_per_epoch}"
                  if state.step_in_epoch else f"after epoch {state.epoch}")
         _log(f"resuming {run.out} {where} (step {state.global_step})", run.rank)
@@ -226,17 +235,21 @@ def run_epoch(run: Run, state: TrainState) -> dict[str, Any]:
             save_last(run, state)
     if bar is not None:
         bar.close()
-    sums = state.sums.clone()
+    # stats sums and the sequence count, summed over processes in one collective (on the device: nccl needs it)
+    totals = torch.cat([state.sums, torch.tensor([float(state.examples)], dtype=torch.float64)])
     if run.world > 1:
-        dist.all_reduce(sums)
+        totals = totals.to(run.device)
+        dist.all_reduce(totals)
+        totals = totals.cpu()
+    sums, examples = totals[:4], float(totals[4])
     elapsed = time.perf_counter() - t0
     train_metrics = run.objective.summarize(sums)
     record: dict[str, Any] = {"kind": "epoch", "epoch": epoch + 1, "step": state.global_step,
                               "lr": run.scheduler.get_last_lr()[0],
                               **{f"train_{k}": v for k, v in train_metrics.items() if k != "n"},
                               "time_s": round(elapsed, 3),
-                              "samples_per_s": round(float(sums[3]) / max(elapsed, 1e-9), 1)}
-    state.epoch, state.step_in_epoch, state.epoch_time = epoch + 1, 0, 0.0
+                              "samples_per_s": round(examples / max(elapsed, 1e-9), 1)}
+    state.epoch, state.step_in_epoch, state.epoch_time, state.examples = epoch + 1, 0, 0.0, 0
     state.sums = torch.zeros(4, dtype=torch.float64)
     return record
 
@@ -265,6 +278,7 @@ def _train_step(run: Run, state: TrainState, batch: dict[str, Any], bar: Any) ->
     state.global_step += 1
     state.step_in_epoch += 1
     state.sums += run.objective.stats(out, y).cpu()
+    state.examples += int(y.shape[0])  # sequences (stats count scored positions or scalars)
     return float(loss.detach())
 
 
@@ -295,14 +309,18 @@ def end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> None:
 def save_last(run: Run, state: TrainState) -> None:
     """Write ``last.pt`` (rank 0; every rank takes part in gathering the RNG states and epoch sums)."""
     rng = gather_objects(rng_state(), run.world)
-    sums = gather_objects(state.sums.tolist(), run.world) if state.step_in_epoch else None
+    sums: list | None = None
+    examples: list | None = None
+    if state.step_in_epoch:
+        per_rank = gather_objects((state.sums.tolist(), state.examples), run.world)
+        sums, examples = [s for s, _ in per_rank], [e for _, e in per_rank]
     if run.is_main:
         atomic_save(last_payload(
             config=config_to_dict(run.cfg), task_info=asdict(run.info), model=run.model.state_dict(),
             optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(), epoch=state.epoch,
             step_in_epoch=state.step_in_epoch, global_step=state.global_step, rng=rng, epoch_sums=sums,
             epoch_time=state.epoch_time, best=state.best, metric_offsets=run.log.offsets(),
-            last_record=state.last_record), run.last_path)
+            last_record=state.last_record, epoch_examples=examples), run.last_path)
     state.saved = (state.epoch, state.step_in_epoch)
     if run.world > 1:
         dist.barrier()
@@ -312,17 +330,25 @@ def final_test(run: Run, state: TrainState) -> TrainResult:
     """Test metrics of the last model and of the best-validation model; ``results.json``."""
     tc, obj = run.cfg.train, run.objective
     final = evaluate_model(run.net, run.test_loader, run.device, precision=tc.precision, objective=obj)
-    best_test, best_epoch = final, int(state.best["epoch"])
+    best_test, best_epoch, best_val = final, int(state.best["epoch"]), state.best["val"]
     if best_epoch not in (-1, tc.epochs):
         best_state = state.best_state
         if best_state is None:  # resumed after the best epoch: every rank reads rank 0's best.pt
-            best_state = read_checkpoint(run.best_path, run.device)["model"]
+            ckpt = read_checkpoint(run.best_path, run.device, required=("epoch",))
+            best_state = ckpt["model"]
+            # validate() writes best.pt before end_epoch() writes last.pt: a run killed in between and resumed
+            # holds a best.pt newer than the best that last.pt knows (if the redone epoch did not rewrite it, e.g.
+            # on a non-deterministic resume). Report what best.pt holds: results.json describes the model tested.
+            if int(ckpt["epoch"]) != best_epoch:
+                _log(f"warning: {run.best_path} holds epoch {ckpt['epoch']} but last.pt's best validation epoch is "
+                     f"{best_epoch} (a run killed between the two writes?); reporting best.pt's epoch", run.rank)
+                best_epoch, best_val = int(ckpt["epoch"]), ckpt.get("val")
         last_state = {k: v.clone() for k, v in run.model.state_dict().items()}
         run.model.load_state_dict(best_state)
         best_test = evaluate_model(run.net, run.test_loader, run.device, precision=tc.precision, objective=obj)
         run.model.load_state_dict(last_state)
     names = (*obj.metric_names, "loss")
-    best_val = state.best["val"] or {}
+    best_val = best_val or {}
     results = {"task": run.info.name, "model": run.cfg.model.name, "epochs": tc.epochs, "steps": state.global_step,
                "n_params": sum(p.numel() for p in run.model.parameters()), "world_size": run.world,
                "best_epoch": best_epoch, **{f"best_val_{k}": best_val.get(k) for k in names},
@@ -338,8 +364,16 @@ def final_test(run: Run, state: TrainState) -> TrainResult:
     return TrainResult(run.out, results, run.model)
 
 
+# train.* keys a resume must keep: they change the numbers (seed, precision, deterministic algorithms), the schedule
+# (epochs, steps per epoch), which epochs validate and so the best checkpoint (eval_every), or the step records of
+# metrics.jsonl (log_every). The others (out, device, progress, tensorboard, checkpoint_every) may change.
+_RESUME_TRAIN_KEYS = ("epochs", "seed", "max_steps_per_epoch", "eval_every", "precision", "deterministic",
+                      "log_every")
+
+
 def _check_resumable(cfg: Config, saved: Config, path: Path) -> None:
-    """Resuming requires the same model, data and optimizer settings (train.* may differ, e.g. progress)."""
+    """Resuming requires the same model, data and optimizer settings and the train keys of
+    :data:`_RESUME_TRAIN_KEYS` (other train.* may differ, e.g. progress)."""
     a, b = config_to_dict(cfg), config_to_dict(saved)
     for section in ("model", "data", "optim"):
         for key in a[section]:
@@ -348,10 +382,10 @@ def _check_resumable(cfg: Config, saved: Config, path: Path) -> None:
             if a[section][key] != b[section].get(key):
                 raise ConfigError(f"cannot resume {path}: config key '{section}.{key}' is {a[section][key]!r} but "
                                   f"the checkpoint has {b[section].get(key)!r}")
-    for key in ("epochs", "seed"):
-        if a["train"][key] != b["train"][key]:
+    for key in _RESUME_TRAIN_KEYS:
+        if a["train"][key] != b["train"].get(key):
             raise ConfigError(f"cannot resume {path}: config key 'train.{key}' is {a['train'][key]!r} but the "
-                              f"checkpoint has {b['train'][key]!r}")
+                              f"checkpoint has {b['train'].get(key)!r}")
 
 
 def _grad_norm(model: nn.Module, clip: float) -> torch.Tensor:

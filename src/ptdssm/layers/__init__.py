@@ -1,13 +1,23 @@
 """Sequence layers: the family-neutral contract (:class:`SequenceMixer`), the LTI-SSM base (:class:`LTISSM`), the
-families :class:`S4` (DPLR), :class:`S4D` (diagonal, incl. S4-PTD), :class:`S5` (MIMO, incl. S5-PTD), and the one
-family table (:mod:`ptdssm.layers.registry`)."""
+families :class:`S4` (DPLR), :class:`S4D` (diagonal, incl. S4-PTD), :class:`S5` (MIMO, incl. S5-PTD), the
+selective SSMs :class:`Mamba` and :class:`Mamba2`, and the one family table (:mod:`ptdssm.layers.registry`)."""
 
 from .lti import LTISSM
+from .mamba import Mamba
+from .mamba2 import Mamba2
 from .mixer import SequenceMixer
-from .registry import Family, build_layer, family_names, get_family, layer_kwargs_schema, register_family
+from .registry import (
+    Family,
+    build_layer,
+    family_names,
+    get_family,
+    layer_kwargs,
+    layer_kwargs_schema,
+    register_family,
+)
 from .s4 import S4
 from .s4d import S4D
 from .s5 import S5
 
-__all__ = ["LTISSM", "S4", "S4D", "S5", "Family", "SequenceMixer", "build_layer", "family_names", "get_family",
-           "layer_kwargs_schema", "register_family"]
+__all__ = ["LTISSM", "Mamba", "Mamba2", "S4", "S4D", "S5", "Family", "SequenceMixer", "build_layer", "family_names",
+           "get_family", "layer_kwargs", "layer_kwargs_schema", "register_family"]

@@ -19,8 +19,11 @@ Every LTI layer realizes, per channel (S4, S4D) or shared by the channels (S5), 
   ``state_dict`` but are not parameters: no optimizer updates and no DDP "unused parameter".
 - **Skip and direction.** ``y += D u`` (``D (H,)``, optional); ``bidirectional`` adds an anti-causal pass with its own
   ``C`` (``C`` then has a leading axis of 2) and has no step mode.
-- **Step mode.** :meth:`LTISSM.setup_step` caches the discrete system (``init_state`` calls it; call it again after
-  the parameters change); the state is a complex tensor ``(B, *state_shape)``.
+- **Step mode.** :meth:`LTISSM.setup_step` caches the discrete system; :meth:`~SequenceMixer.init_state` calls it.
+  The cache is dropped when the module is moved or cast (``.to(device)``, ``.double()``, ``.float()``, which all go
+  through ``nn.Module._apply``) and rebuilt on the next step, in the new device and dtype. It is *not* refreshed
+  when the parameters change in place: after an optimizer step call ``init_state`` (or ``setup_step``) again. The
+  state is a complex tensor ``(B, *state_shape)``.
 
 Validation, masking, the fp32 island and dropout come from :class:`~ptdssm.layers.mixer.SequenceMixer`.
 """
@@ -132,6 +135,10 @@ class LTISSM(SequenceMixer):
         """float64 if the layer was ``.double()``-ed, else float32 (complex math in complex128 / complex64)."""
         return torch.float64 if self.A_im.dtype == torch.float64 else torch.float32
 
+    def _apply(self, fn: Any, recurse: bool = True) -> LTISSM:
+        # .to(device) / .double() / .float() / .cuda(): the cached discrete system is in the old device and dtype
+        self._step_cache = None
+        return super()._apply(fn, recurse)
 
     def _lambda(self) -> torch.Tensor:
         """Continuous eigenvalues in the compute dtype, ``Re < 0`` by the stability map."""
@@ -155,7 +162,7 @@ class LTISSM(SequenceMixer):
         return torch.exp(self.log_dt.to(self.compute_dtype()))
 
     def eigenvalues(self) -> torch.Tensor:
-        """Continuous eigenvalues currently used (complex, detached; see the subclass for the shape)."""
+        """Continuous eigenvalues currently used (complex, detached; the subclass docstring gives the shape)."""
         return self._lambda().detach()
 
     def _skip(self, u: torch.Tensor) -> torch.Tensor | None:
@@ -164,7 +171,7 @@ class LTISSM(SequenceMixer):
     # ------------------------------------------------------------------ step mode
     def setup_step(self) -> None:
         """Precompute the discrete system for :meth:`step` (called by :meth:`init_state`; call it again after the
-        parameters change)."""
+        parameters change, e.g. after an optimizer step; a move or cast of the module drops it by itself)."""
         if self.bidirectional:
             raise RuntimeError(f"{type(self).__name__}(bidirectional=True) has no step mode: the reverse pass needs "
                                "future inputs")
@@ -186,7 +193,8 @@ class LTISSM(SequenceMixer):
             got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
             raise ValueError(f"state has shape {got}, expected ({u.shape[0]}, {', '.join(map(str, shape))}); "
                              "use init_state(batch)")
-        y, state = self._recur(u, state, self._step_cache)
+        cdt = torch.complex128 if u.dtype == torch.float64 else torch.complex64
+        y, state = self._recur(u, state.to(cdt), self._step_cache)  # a state made before .double()/.float() too
         if self.D is not None:
             y = y + self.D.to(u.dtype) * u
         return y, state

@@ -17,8 +17,8 @@ kernel algorithms, same result:
 - ``kernel="cauchy"``: Cauchy sums + Woodbury at the roots of unity (:func:`~ptdssm.kernels.cauchy.dplr_kernel`)
   with ``C~ = C (I - A_bar^L)``, ``A_bar^L`` by repeated squaring; ``O(H N L)`` elementwise work.
 
-``"auto"`` picks Krylov for ``N <= 128``: measured on 2 CPU threads at H=256, N=64, L=4096 the Cauchy pass alone
-(~16.8M complex reciprocals in eager mode, memory-bound) took 1-2 s versus ~0.2 s for the squarings.
+``kernel="auto"`` leaves the choice to :func:`~ptdssm.kernels.dplr.s4_kernel` (Krylov for ``N <= 128``; the
+measurements behind it are in :mod:`ptdssm.kernels.dplr`).
 Only the bilinear discretization has the resolvent structure the Cauchy kernel needs; ``disc="zoh"`` is rejected
 (use :class:`~ptdssm.layers.s4d.S4D` for ZOH). Both live in :func:`ptdssm.kernels.dplr.s4_kernel`, callable on its
 own.
@@ -55,6 +55,9 @@ class S4(LTISSM):
         disc: ``"bilinear"`` only.
         kernel: ``"auto"``, ``"krylov"`` or ``"cauchy"`` (module docstring).
         other arguments: as :class:`~ptdssm.layers.s4d.S4D`; ``freeze_A`` freezes ``Lambda`` and ``P``.
+
+    :meth:`eigenvalues` is the diagonal part ``Lambda (n_ssm, m)`` of the DPLR matrix (the eigenvalues of ``A``
+    itself differ; see :meth:`dense_A`).
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, rank: int = 1, init: str = "s4-legs",
@@ -84,10 +87,6 @@ class S4(LTISSM):
         self._register_complex("P", P.expand(self.n_ssm, self.rank, m), trainable=not freeze_A)
         self._register_channel_io(torch.as_tensor(si.B).expand(self.n_ssm, m))
 
-    def eigenvalues(self) -> torch.Tensor:
-        """Diagonal part ``Lambda (n_ssm, m)`` of the DPLR matrix (its eigenvalues differ; see :meth:`dense_A`)."""
-        return self._lambda().detach()
-
     def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rd = self.compute_dtype()
         Lambda = self._channels(self._lambda())
@@ -103,11 +102,7 @@ class S4(LTISSM):
 
     def kernel(self, L: int) -> torch.Tensor:
         """Convolution kernel ``(ch, H, L)``: :func:`~ptdssm.kernels.dplr.s4_kernel` of the current parameters."""
-        Lambda, P, B, C, dt = self._params()
-        mode = self.kernel_mode
-        if mode == "auto":
-            mode = "krylov" if self.d_state <= 128 else "cauchy"
-        return s4_kernel(Lambda, P, B, C, dt, L, mode)
+        return s4_kernel(*self._params(), L, self.kernel_mode)
 
     def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         k = self.kernel(u.shape[1])

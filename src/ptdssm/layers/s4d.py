@@ -52,6 +52,8 @@ class S4D(LTISSM):
         D: include the skip ``D u``.
         init_kwargs: extra options of the init (e.g. PTD ``gamma``, ``seed``).
         validate: check inputs for NaN/inf (one reduction per call).
+
+    :meth:`eigenvalues` has shape ``(n_ssm, m)``; :meth:`step_sizes` ``(H,)``.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, init: str = "s4d-legs", conj_sym: bool | None = None,
@@ -74,10 +76,6 @@ class S4D(LTISSM):
         Lambda = torch.as_tensor(si.Lambda).expand(self.n_ssm, m)
         self._register_lambda(Lambda)
         self._register_channel_io(torch.as_tensor(si.B).expand(self.n_ssm, m))
-
-    def eigenvalues(self) -> torch.Tensor:
-        """Continuous eigenvalues ``(n_ssm, m)`` currently used."""
-        return self._lambda().detach()
 
     def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(Lambda (H, m), B (H, m), C (ch, H, m), dt (H,))`` in the compute dtype."""

@@ -52,6 +52,8 @@ class S5(LTISSM):
             ``E|C~|^2 = 1``).
         scan: ``"chunked"`` (default) or ``"fft"`` (see :mod:`ptdssm.kernels.scan`).
         other arguments: as :class:`~ptdssm.layers.s4d.S4D` (``dt`` is per state here).
+
+    :meth:`eigenvalues` has shape ``(m,)`` (shared by the channels); :meth:`step_sizes` ``(m,)``.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, blocks: int = 1, init: str = "s5-legs",
@@ -88,10 +90,6 @@ class S5(LTISSM):
             C_t = C @ V
         self._register_complex("C", C_t, ssm=False)  # (ch, H, m)
         self._register_log_dt(m)
-
-    def eigenvalues(self) -> torch.Tensor:
-        """Continuous eigenvalues ``(m,)`` currently used."""
-        return self._lambda().detach()
 
     def _discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log lambda_bar (m,), B_bar (m, H), f C~ (ch, H, m))``."""

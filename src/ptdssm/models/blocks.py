@@ -3,7 +3,7 @@ r"""Residual blocks around any sequence mixer (``(B, L, H) -> (B, L, H)`` with `
 The block kind comes from the family (:attr:`ptdssm.layers.registry.Family.block`). With ``prenorm=True``:
 
 * ``"ssm"`` (S4, S4D, S5): ``x + mix(mixer(norm(x)))`` where ``mix`` is the position-wise activation and channel
-  mixing of :class:`Mixer` (GELU, GLU or a half-GLU, then dropout);
+  mixing of :class:`ChannelMix` (GELU, GLU or a half-GLU, then dropout);
 * ``"mixer"`` (a mixer that gates itself, e.g. Mamba): ``x + dropout(mixer(norm(x)))``, no MLP, no activation;
 * ``"mlp"`` (attention-like mixers, e.g. Hyena, H3): ``x = x + dropout(mixer(norm(x)))`` then
   ``x + MLP(norm2(x))`` with ``MLP = Linear(H, 4H) -> GELU -> dropout -> Linear(4H, H) -> dropout``.
@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "BLOCK_KINDS", "MLP", "Mixer", "ResidualBlock"]
+from ..layers.registry import BLOCKS
+
+__all__ = ["ACTIVATIONS", "BLOCK_KINDS", "MLP", "ChannelMix", "ResidualBlock"]
 
 ACTIVATIONS = ("gelu", "glu", "half-glu1", "half-glu2")
-BLOCK_KINDS = ("ssm", "mixer", "mlp")
+BLOCK_KINDS = BLOCKS  # the block kinds a family may name (defined once, in the family registry)
 NormKind = Literal["batch", "layer", "none"]
 
 
@@ -50,7 +52,7 @@ class ChannelNorm(nn.Module):
         return self.norm(x)
 
 
-class Mixer(nn.Module):
+class ChannelMix(nn.Module):
     """Position-wise activation and channel mixing after an ``"ssm"`` block's mixer: ``(B, L, H) -> (B, L, H)``.
 
     With ``g = dropout(gelu(z))``: ``gelu``: ``W g``; ``glu``: ``GLU(W g)`` with ``W: H -> 2H`` (S4's block, S5's
@@ -102,7 +104,7 @@ class ResidualBlock(nn.Module):
         d_model: ``H``.
         block: ``"ssm"``, ``"mixer"`` or ``"mlp"``.
         norm, prenorm, residual, bn_momentum: normalization and skip layout.
-        activation: the ``"ssm"`` block's :class:`Mixer` activation (unused by the other kinds).
+        activation: the ``"ssm"`` block's :class:`ChannelMix` activation (unused by the other kinds).
         dropout: dropout after the mixing / MLP.
         mlp_expand: hidden width factor of the ``"mlp"`` block's MLP.
     """
@@ -116,7 +118,7 @@ class ResidualBlock(nn.Module):
         self.block, self.prenorm, self.residual = block, prenorm, residual
         self.mixer = mixer
         self.norm = ChannelNorm(norm, d_model, bn_momentum)
-        self.mix: nn.Module | None = Mixer(d_model, activation, dropout) if block == "ssm" else None
+        self.mix: nn.Module | None = ChannelMix(d_model, activation, dropout) if block == "ssm" else None
         self.dropout = nn.Dropout(dropout)
         self.norm2 = ChannelNorm(norm, d_model, bn_momentum) if block == "mlp" else None
         self.mlp = MLP(d_model, mlp_expand, dropout) if block == "mlp" else None

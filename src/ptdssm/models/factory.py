@@ -1,9 +1,9 @@
 """``build_model(ModelConfig, TaskInfo) -> SequenceModel``: the family registry picks the layers and the block.
 
 ``model.name`` is a family of :mod:`ptdssm.layers.registry`; each block's mixer is
-``build_layer(model.name, model.d_model, model.layer)`` (the family's defaults and init, then the ``model.layer``
-options) and the block kind is the family's. The head follows the task (:attr:`TaskInfo.head`): pooled, last-K,
-per-position or causal LM (:mod:`ptdssm.models.heads`).
+``build_layer(model.name, model.d_model, model.layer)`` (:func:`~ptdssm.layers.registry.layer_kwargs`: the
+family's defaults and init, then the ``model.layer`` options) and the block kind is the family's. The head follows
+the task (:attr:`TaskInfo.head`): pooled, last-K, per-position or causal LM (:mod:`ptdssm.models.heads`).
 """
 
 from __future__ import annotations
@@ -25,22 +25,13 @@ def make_layer(cfg: Any) -> nn.Module:
     Raises:
         ConfigError: an unknown model or layer option, or options the layer rejects (the message names them).
     """
-    from ..layers.registry import build_layer, get_family
+    from ..layers.registry import build_checked, get_family
 
     try:
-        family = get_family(cfg.name)
-    except ValueError as exc:
+        get_family(cfg.name)
+    except ConfigError as exc:
         raise ConfigError(f"config key 'model.name': {exc}") from None
-    try:
-        return build_layer(cfg.name, cfg.d_model, dict(cfg.layer))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        msg = str(exc)
-        if msg.startswith("config key"):
-            raise ConfigError(msg) from None
-        raise ConfigError(f"cannot build {family.layer.__name__} for model {cfg.name!r} (model.layer): {msg}") \
-            from None
+    return build_checked(cfg.name, cfg.d_model, dict(cfg.layer))  # ConfigErrors naming model.layer
 
 
 def build_model(cfg: Any, info: TaskInfo) -> SequenceModel:

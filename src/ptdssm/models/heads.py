@@ -10,7 +10,9 @@ r"""Output heads, picked from the task's :attr:`~ptdssm.data.TaskInfo.head` (``C
 
 The same linear map serves classification (logits, cross-entropy) and regression (values, MSE): the loss is the
 training objective's business, not the head's. :class:`LMHead` has no weight of its own: its logits are
-``h E^T`` with ``E (V, H)`` the input embedding (weight tying), so ``logits[b, t, v] = <h[b, t], E[v]>``.
+``h E^T`` with ``E (V, H)`` the input embedding (weight tying), so ``logits[b, t, v] = <h[b, t], E[v]>`` for
+``v >= 1``; the padding id 0 is never a target, so its logit is ``-inf`` (probability 0) and the embedding's
+padding row gets no gradient through the head either.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def gather_last_k(h: torch.Tensor, lengths: torch.Tensor | None, k: int) -> torc
         if L < k:
             raise ValueError(f"the last-k head needs sequences of at least k={k} positions, got length {L}")
         return h[:, L - k:]
-    lengths = lengths.to(h.device)
+    lengths = lengths.to(device=h.device, dtype=torch.int64)  # gather takes int64 indices only
     if not torch.compiler.is_compiling() and bool((lengths < k).any()):
         raise ValueError(f"the last-k head needs sequences of at least k={k} real positions, got lengths "
                          f"{lengths.tolist()}")
@@ -111,7 +113,9 @@ class LMHead(nn.Module):
     """Causal language-model head tied to the input embedding: ``logits = h E^T``, ``(B, L, H) -> (B, L, V)``.
 
     ``weight`` *is* the embedding's weight ``E (V, H)`` (one parameter, one storage); there is no bias. The logits
-    at position ``t`` score the token at ``t + 1`` (the task's targets are the inputs shifted by one).
+    at position ``t`` score the token at ``t + 1`` (the task's targets are the inputs shifted by one). The
+    embedding's ``padding_idx`` (id 0 for :class:`~ptdssm.models.SequenceModel`) is never a target: its logit is
+    ``-inf``, so the tied padding row, which the embedding keeps fixed, is not moved by the head's gradient either.
     """
 
     def __init__(self, embedding: nn.Embedding) -> None:
@@ -119,10 +123,15 @@ class LMHead(nn.Module):
         if not isinstance(embedding, nn.Embedding):
             raise TypeError(f"the LM head ties its weight to an nn.Embedding, got {type(embedding).__name__}")
         self.weight = embedding.weight
+        self.padding_idx = embedding.padding_idx
 
     def forward(self, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """``h``: ``(B, L, H)`` -> logits ``(B, L, V)``."""
-        return h @ self.weight.to(h.dtype).t()
+        """``h``: ``(B, L, H)`` -> logits ``(B, L, V)`` (``-inf`` at the padding id)."""
+        logits = h @ self.weight.to(h.dtype).t()
+        if self.padding_idx is None:
+            return logits
+        pad = torch.arange(logits.shape[-1], device=logits.device) == self.padding_idx
+        return logits.masked_fill(pad, float("-inf"))
 
 
 class RetrievalHead(nn.Module):

@@ -15,13 +15,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import ACTIVATIONS, ChannelNorm, Mixer, NormKind, ResidualBlock
+from ..data.base import HEADS
+from .blocks import ACTIVATIONS, ChannelMix, ChannelNorm, NormKind, ResidualBlock
 from .heads import ClassificationHead, LastKHead, LMHead, RetrievalHead, TokenHead, pool_sequence
 
-__all__ = ["ACTIVATIONS", "HEADS", "Mixer", "ResidualBlock", "SequenceModel", "pool_sequence"]
-
-#: Head kinds (:attr:`ptdssm.data.TaskInfo.head`).
-HEADS = ("pooled", "last-k", "token", "lm")
+__all__ = ["ACTIVATIONS", "HEADS", "ChannelMix", "ResidualBlock", "SequenceModel", "pool_sequence"]
 
 
 class SequenceModel(nn.Module):

@@ -131,7 +131,18 @@ def _torch_single_thread() -> Iterator[None]:
 
 def _optimize_perturbation(A: np.ndarray, gamma: float, seed: int, max_iter: int, lr: float,
                            progress: bool) -> tuple[np.ndarray, int]:
-    """Adam on ``Phi(E)``; returns the best ``E`` seen (among stable iterates if any) and the iteration count."""
+    """Adam on ``Phi(E)``; returns the best ``E`` seen (among stable iterates if any) and the iteration count.
+
+    Runs on the CPU whatever the caller's default device is (a layer built under ``torch.device("meta")`` or
+    ``"cuda"`` still gets its PTD from this float64 CPU computation)."""
+    import torch
+
+    with torch.device("cpu"):
+        return _optimize_perturbation_cpu(A, gamma, seed, max_iter, lr, progress)
+
+
+def _optimize_perturbation_cpu(A: np.ndarray, gamma: float, seed: int, max_iter: int, lr: float,
+                               progress: bool) -> tuple[np.ndarray, int]:
     import torch
 
     n = A.shape[0]
