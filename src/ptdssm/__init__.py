@@ -6,7 +6,7 @@ from . import optim
 from .config import Config, load_config
 from .data import register_task
 from .layers import LTISSM, S4, S4D, S5, Mamba, Mamba2, SequenceMixer, family_names, register_family
-from .models import SequenceModel, build_model
+from .models import SequenceModel, build_model, generate
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
 from .theory.ptd import PTDResult, perturb_then_diagonalize
@@ -36,6 +36,7 @@ __all__ = [
     "Config",
     "SequenceModel",
     "build_model",
+    "generate",
     "load_config",
     "optim",
     "INITS",

@@ -43,8 +43,38 @@ def test_cross_entropy_over_scored_positions(head):
     assert s.dtype == torch.float64
     np.testing.assert_allclose(s.numpy(), [ce.sum(), correct, 0.0, valid.sum()], rtol=1e-6)
     m = obj.summarize(s + obj.stats(out, y))  # sums add across batches
-    assert m.keys() == {"loss", "acc", "n"} and m["n"] == 2 * int(valid.sum())
+    assert m.keys() == ({"loss", "acc", "bpb", "n"} if head == "lm" else {"loss", "acc", "n"})
+    assert m["n"] == 2 * int(valid.sum())
     assert m["loss"] == pytest.approx(ce.mean(), rel=1e-6) and m["acc"] == pytest.approx(correct / valid.sum())
+
+
+def test_bits_per_byte_of_an_lm_head():
+    """bpb = mean over scored positions of -log2 p(target), against a float64 numpy computation in base 2."""
+    g = torch.Generator().manual_seed(3)
+    B, L, V = 3, 11, 257
+    out = torch.randn(B, L, V, generator=g) * 3
+    y = torch.randint(1, V, (B, L), generator=g)
+    y[0, 7:] = IGNORE_INDEX  # a padded tail, as the last window of a text split
+    y[2, 0] = IGNORE_INDEX
+    obj = Objective(_info("lm"))
+    assert obj.metric_names == ("acc", "bpb")
+    half = B // 2 + 1
+    m = obj.summarize(obj.stats(out[:half], y[:half]) + obj.stats(out[half:], y[half:]))  # sums add over batches
+    logits, target = out.reshape(-1, V).double().numpy(), y.reshape(-1).numpy()
+    keep = target != IGNORE_INDEX
+    z = logits[keep] - logits[keep].max(-1, keepdims=True)
+    log2p = (z - np.log(np.exp(z).sum(-1, keepdims=True))) / np.log(2.0)
+    bits = -log2p[np.arange(keep.sum()), target[keep]]
+    assert m["n"] == int(keep.sum()) == B * L - 5
+    assert m["bpb"] == pytest.approx(bits.mean(), rel=1e-6)
+    assert m["bpb"] == pytest.approx(m["loss"] / math.log(2), rel=1e-12)
+    # uniform predictions over 256 bytes cost exactly 8 bits per byte; other heads report no bpb
+    flat = torch.zeros(1, 4, V)
+    flat[..., 0] = -1e9  # never the padding id
+    assert obj.summarize(obj.stats(flat, torch.tensor([[1, 2, 3, 256]])))["bpb"] == pytest.approx(8.0, rel=1e-6)
+    assert "bpb" not in Objective(_info("token")).summarize(obj.stats(out, y))
+    assert "bpb" not in Objective(_info("token")).metric_names
+    assert math.isnan(obj.summarize(torch.zeros(4, dtype=torch.float64))["bpb"])
 
 
 def test_cross_entropy_pooled_matches_the_plain_loss_bitwise():

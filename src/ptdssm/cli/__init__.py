@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Verb modules, imported lazily so that ``ptdssm analyze`` does not pay for torch-heavy imports of other verbs.
-_VERBS = ("analyze", "train", "evaluate", "data", "robustness", "reproduce", "bench")
+_VERBS = ("analyze", "train", "evaluate", "data", "robustness", "reproduce", "bench", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,9 @@
 * ``ptdssm data check --task T --data-dir D`` reads the task's data (as training would) and reports the folder, the
   split sizes, labels and vocabulary, or exactly which folder or file is missing (exit status 2). For the
   file-backed tasks (``ucr``, ``arrays``, ``csv``) it also reports the files read, the classes in id order (or the
-  regression outputs), the series lengths and the normalization. ``--task my_module:my_task`` checks a plug-in task.
+  regression outputs), the series lengths and the normalization; for the text tasks (``fortunes``,
+  ``text-bytes``) the files read (entries or bytes each), those skipped, the tokenizer and the bytes per split.
+  ``--task my_module:my_task`` checks a plug-in task.
 """
 
 from __future__ import annotations
@@ -162,7 +164,14 @@ def run_check(args: argparse.Namespace) -> int:
         vocab = data.extras["vocab"]
         doc["vocab_built"] = len(vocab)
         lines.append(f"  vocabulary: {len(vocab)} entries (embedding size {info.vocab_size})")
-    for key in ("skipped_empty", "skipped_meta"):
+    if info.tokenizer:  # text tasks: how text maps to ids, and the bytes (entries) per split
+        doc["tokenizer"] = info.tokenizer
+        lines.append(f"  tokenizer: {info.tokenizer} (head {info.head}, vocabulary {info.vocab_size})")
+    for key in ("stream_bytes", "entries"):
+        if key in data.extras:
+            doc[key] = data.extras[key]
+            lines.append(f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in data.extras[key].items()))
+    for key in ("skipped_empty", "skipped_meta", "skipped"):
         if data.extras.get(key):
             doc[key] = data.extras[key]
             lines.append(f"  {key.replace('_', ' ')}: {len(data.extras[key])} ({data.extras[key][0]} ...)")

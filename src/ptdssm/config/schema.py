@@ -42,7 +42,7 @@ class ModelConfig:
     name: str = "s5-ptd"
     n_layers: int = 4
     d_model: int = 64
-    norm: Literal["batch", "layer", "none"] = "batch"
+    norm: Literal["batch", "layer", "rms", "none"] = "batch"
     prenorm: bool = True
     residual: bool = True  # false: x = mix(ssm(norm(x))) (the paper's robustness model has no residual)
     activation: Literal["gelu", "glu", "half-glu1", "half-glu2"] = "half-glu2"

@@ -4,14 +4,18 @@ See :mod:`ptdssm.data.base` for the example format and how to add a task.
 """
 
 from .base import (
+    BYTE_VOCAB_SIZE,
     HEADS,
     IGNORE_INDEX,
     LOSSES,
+    TOKENIZERS,
     ArrayDataset,
     TaskData,
     TaskInfo,
     collate,
     collate_targets,
+    decode_bytes,
+    encode_bytes,
     seeded_split,
     seeded_subset,
 )
@@ -27,11 +31,13 @@ from .registry import (
 )
 
 __all__ = [
+    "BYTE_VOCAB_SIZE",
     "ENTRY_POINT_GROUP",
     "HEADS",
     "IGNORE_INDEX",
     "LOSSES",
     "TASK_MODULES",
+    "TOKENIZERS",
     "ArrayDataset",
     "Task",
     "TaskData",
@@ -40,6 +46,8 @@ __all__ = [
     "build_task",
     "collate",
     "collate_targets",
+    "decode_bytes",
+    "encode_bytes",
     "get_task",
     "register_task",
     "seeded_split",

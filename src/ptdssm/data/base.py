@@ -68,8 +68,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["HEADS", "IGNORE_INDEX", "LOSSES", "ArrayDataset", "TaskData", "TaskInfo", "collate", "collate_targets",
-           "seeded_split", "seeded_subset"]
+__all__ = ["BYTE_VOCAB_SIZE", "HEADS", "IGNORE_INDEX", "LOSSES", "TOKENIZERS", "ArrayDataset", "TaskData", "TaskInfo",
+           "collate", "collate_targets", "decode_bytes", "encode_bytes", "seeded_split", "seeded_subset"]
 
 #: Class target of unscored positions (``torch.nn.functional.cross_entropy``'s default ``ignore_index``).
 IGNORE_INDEX = -100
@@ -77,6 +77,10 @@ IGNORE_INDEX = -100
 HEADS = ("pooled", "last-k", "token", "lm")
 #: Losses a task can ask for (:attr:`TaskInfo.loss`).
 LOSSES = ("cross-entropy", "mse")
+#: Tokenizers of the library's text tasks (:attr:`TaskInfo.tokenizer`): ``"bytes"``, token id = byte value + 1.
+TOKENIZERS = ("bytes",)
+#: Vocabulary of the ``"bytes"`` tokenizer: 0 = padding, 1 .. 256 = bytes 0 .. 255.
+BYTE_VOCAB_SIZE = 257
 
 
 class _DataConfigLike(Protocol):  # the fields of ptdssm.config.DataConfig the readers use
@@ -107,6 +111,10 @@ class TaskInfo:
             logits over ``vocab_size``, head tied to the embedding; needs ``vocab_size``).
         loss: ``"cross-entropy"`` or ``"mse"`` (regression; ``n_classes`` is then the number of regression
             outputs; only with the ``pooled`` or ``token`` head).
+        tokenizer: how text maps to token ids, for tasks read from text (``None``: not text, or the task's own
+            vocabulary). ``"bytes"`` (the library's one, :data:`TOKENIZERS`): byte-level, token id = byte value + 1
+            (0 is padding), ``vocab_size`` 257 (:data:`BYTE_VOCAB_SIZE`); decode with :func:`decode_bytes`. A
+            plug-in task may name its own; only ``"bytes"`` is checked (its ``vocab_size``).
 
     The dataclass is rebuilt from ``dataclasses.asdict`` output (checkpoints store it): ``TaskInfo(**asdict(info))``.
     """
@@ -121,6 +129,7 @@ class TaskInfo:
     target_len: int | None = None
     head: str = "pooled"
     loss: str = "cross-entropy"
+    tokenizer: str | None = None  # a later field: a checkpoint's stored task_info without it loads as None
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -141,6 +150,11 @@ class TaskInfo:
             raise ValueError(f"{where}: loss 'mse' needs head 'pooled' or 'token', got {self.head!r}")
         if int(self.n_classes) < 1:
             raise ValueError(f"{where}: n_classes must be >= 1, got {self.n_classes}")
+        if self.tokenizer is not None and (not isinstance(self.tokenizer, str) or not self.tokenizer):
+            raise ValueError(f"{where}: tokenizer must be a non-empty string or None, got {self.tokenizer!r}")
+        if self.tokenizer == "bytes" and self.vocab_size != BYTE_VOCAB_SIZE:
+            raise ValueError(f"{where}: tokenizer 'bytes' needs vocab_size {BYTE_VOCAB_SIZE} (256 bytes + padding), "
+                             f"got {self.vocab_size}")
 
 
 @dataclass
@@ -247,6 +261,19 @@ def collate(batch: Sequence[tuple]) -> dict[str, torch.Tensor | None]:
     x1, l1 = one(0)
     x2, l2 = one(1)
     return {"x": x1, "y": ys, "lengths": l1, "x2": x2, "lengths2": l2}
+
+
+def encode_bytes(text: str | bytes) -> torch.Tensor:
+    """Token ids of the ``"bytes"`` tokenizer: int64 ``(len,)``, UTF-8 byte value + 1."""
+    raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).astype(np.int64) + 1)
+
+
+def decode_bytes(ids: Sequence[int] | torch.Tensor | np.ndarray) -> str:
+    """Text of ``"bytes"`` token ids: padding (0) and out-of-range ids dropped, invalid UTF-8 replaced."""
+    arr = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+    arr = arr[(arr >= 1) & (arr <= 256)] - 1
+    return arr.astype(np.uint8).tobytes().decode("utf-8", errors="replace")
 
 
 def seeded_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

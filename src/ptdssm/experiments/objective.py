@@ -15,6 +15,9 @@ token    mse    ``(B, L, C)``                 float ``(B, L, C)`` (NaN)
 Cross-entropy: ``loss = mean over scored positions p of -log softmax(out_p)[y_p]``; accuracy is the fraction of
 scored positions with ``argmax out_p == y_p``. MSE: ``loss = mse = mean over scored scalars (out - y)^2``, ``mae =
 mean |out - y|``. ``n`` counts scored positions (CE: examples for a pooled head) or scored scalars (MSE).
+Language-model tasks (``head="lm"``) also report ``bpb``, bits per token: ``loss / ln 2``, the mean cross-entropy
+in bits over scored positions; with the byte-level tokenizer (``TaskInfo.tokenizer == "bytes"``: one token per
+byte) it is bits per byte, the usual figure for character-level language models.
 
 ``stats`` returns float64 sums ``[loss_sum, correct_or_sq_err, abs_err, count]`` that add across batches and
 processes (``all_reduce``); ``summarize`` turns them into means. ``score`` orders validation results for the best
@@ -50,11 +53,14 @@ class Objective:
         if self.kind not in ("cross-entropy", "mse"):
             raise ValueError(f"unknown TaskInfo.loss {self.kind!r}; expected cross-entropy or mse")
         self.regression = self.kind == "mse"
+        self.lm = self.head == "lm" and not self.regression
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         """Names of :meth:`summarize`'s keys besides ``loss`` and ``n``."""
-        return ("mse", "mae") if self.regression else ("acc",)
+        if self.regression:
+            return ("mse", "mae")
+        return ("acc", "bpb") if self.lm else ("acc",)
 
     # --- per batch -------------------------------------------------------------------------------------------
 
@@ -90,13 +96,17 @@ class Objective:
     # --- over a split ----------------------------------------------------------------------------------------
 
     def summarize(self, stats: torch.Tensor) -> dict[str, Any]:
-        """Means from summed :meth:`stats`: CE ``{"loss", "acc", "n"}``, MSE ``{"loss", "mse", "mae", "n"}``."""
+        """Means from summed :meth:`stats`: CE ``{"loss", "acc", "n"}`` (plus ``"bpb"`` = ``loss / ln 2`` for an
+        ``lm`` head), MSE ``{"loss", "mse", "mae", "n"}``."""
         s = [float(v) for v in stats.double().cpu()]
         n = int(round(s[3]))
         mean = (lambda v: v / s[3]) if n else (lambda v: math.nan)
         if self.regression:
             return {"loss": mean(s[0]), "mse": mean(s[1]), "mae": mean(s[2]), "n": n}
-        return {"loss": mean(s[0]), "acc": mean(s[1]), "n": n}
+        out = {"loss": mean(s[0]), "acc": mean(s[1]), "n": n}
+        if self.lm:
+            out["bpb"] = out["loss"] / math.log(2.0)
+        return out
 
     def score(self, metrics: dict[str, Any]) -> tuple[float, ...]:
         """Order of validation results for the best checkpoint (larger is better; NaN ranks lowest)."""

@@ -10,7 +10,14 @@ The block kind comes from the family (:attr:`ptdssm.layers.registry.Family.block
 
 ``prenorm=False`` applies each norm after its residual sum (``norm(x + f(x))``); ``residual=False`` drops the skips
 (``x = f(x)``; the robustness model of the PTD paper). Norms: ``batch`` (``BatchNorm1d`` over channels, statistics
-over batch and length), ``layer`` or ``none``. The mixer's own dropout is not used here.
+over batch and length), ``layer``, ``rms`` (RMSNorm with a gain, eps 1e-5, as Mamba language models use) or
+``none``. The mixer's own dropout is not used here.
+
+**Streaming.** :meth:`ResidualBlock.step` runs one position ``(B, H) -> (B, H)`` with the mixer's
+:meth:`~ptdssm.layers.mixer.SequenceMixer.step`, and :meth:`ResidualBlock.prefill` a whole (padded) sequence with
+the mixer's ``prefill``, returning the mixer state after each sequence's last real position. Every piece but the
+mixer is position-wise (LayerNorm, RMSNorm, ChannelMix, MLP, and BatchNorm in eval mode, which uses its running
+statistics); BatchNorm in training mode normalizes over the batch and the length, so streaming refuses it.
 """
 
 from __future__ import annotations
@@ -21,17 +28,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.mixer import SequenceMixer
 from ..layers.registry import BLOCKS
 
-__all__ = ["ACTIVATIONS", "BLOCK_KINDS", "MLP", "ChannelMix", "ResidualBlock"]
+__all__ = ["ACTIVATIONS", "BLOCK_KINDS", "MLP", "NORMS", "ChannelMix", "RMSNorm", "ResidualBlock"]
 
 ACTIVATIONS = ("gelu", "glu", "half-glu1", "half-glu2")
 BLOCK_KINDS = BLOCKS  # the block kinds a family may name (defined once, in the family registry)
-NormKind = Literal["batch", "layer", "none"]
+NormKind = Literal["batch", "layer", "rms", "none"]
+NORMS = ("batch", "layer", "rms", "none")
+
+
+class RMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the last axis (Zhang and Sennrich 2019; Mamba's block norm).
+
+    Computed in float32 for half-precision inputs (then cast back), in the input's dtype otherwise.
+    """
+
+    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = float(eps)
+        self.weight = nn.Parameter(torch.ones(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (y * self.weight.to(y.dtype)).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
 
 
 class ChannelNorm(nn.Module):
-    """BatchNorm1d or LayerNorm over the channels of a ``(B, L, H)`` tensor (or identity)."""
+    """BatchNorm1d, LayerNorm or RMSNorm over the channels of a ``(B, L, H)`` tensor (or identity)."""
 
     def __init__(self, kind: NormKind, d_model: int, bn_momentum: float = 0.1) -> None:
         super().__init__()
@@ -40,10 +69,17 @@ class ChannelNorm(nn.Module):
             self.norm: nn.Module = nn.BatchNorm1d(d_model, momentum=bn_momentum)
         elif kind == "layer":
             self.norm = nn.LayerNorm(d_model)
+        elif kind == "rms":
+            self.norm = RMSNorm(d_model)
         elif kind == "none":
             self.norm = nn.Identity()
         else:
-            raise ValueError(f"unknown norm {kind!r}; expected one of: batch, layer, none")
+            raise ValueError(f"unknown norm {kind!r}; expected one of: {', '.join(NORMS)}")
+
+    @property
+    def position_wise(self) -> bool:
+        """Whether each position is normalized on its own (all but BatchNorm in training mode)."""
+        return not (self.kind == "batch" and self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, L, H) -> (B, L, H)``."""
@@ -140,6 +176,52 @@ class ResidualBlock(nn.Module):
         if self.mlp is not None:
             x = self._sub(x, self.norm2, self.mlp)
         return x
+
+    # ------------------------------------------------------------------ streaming
+    def check_streaming(self, where: str = "block") -> None:
+        """Raise ``ValueError`` unless the block can stream: position-wise norms and a mixer with a step mode."""
+        for norm in (self.norm, self.norm2):
+            if norm is not None and not norm.position_wise:
+                raise ValueError(f"{where}: BatchNorm in training mode normalizes over the batch and the length, "
+                                 "so it cannot run one position at a time; call model.eval() (BatchNorm then uses "
+                                 "its running statistics) or use norm 'layer' or 'rms'")
+        mixer, name = self.mixer, type(self.mixer).__name__
+        if getattr(mixer, "bidirectional", False):
+            raise ValueError(f"{where}: {name}(bidirectional=True) has no step mode (its reverse pass needs future "
+                             "inputs); streaming and generation need causal mixers")
+        if not isinstance(mixer, SequenceMixer) or type(mixer)._step is SequenceMixer._step:
+            raise ValueError(f"{where}: {name} has no step mode (a SequenceMixer implementing _init_state and _step)")
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One position: ``x_t (B, H)``, the mixer's state -> ``(B, H)``, the new state; equals :meth:`forward`
+        position by position (the caller checks :meth:`check_streaming`)."""
+        post = self.mix if self.mix is not None else self.dropout
+        new: list[Any] = []
+
+        def mixer_step(z: torch.Tensor) -> torch.Tensor:
+            y, s = self.mixer.step(z[:, 0], state)
+            new.append(s)
+            return post(y[:, None])
+
+        x = self._sub(x_t[:, None], self.norm, mixer_step)
+        if self.mlp is not None:
+            x = self._sub(x, self.norm2, self.mlp)
+        return x[:, 0], new[0]
+
+    def prefill(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        """:meth:`forward` in parallel, and the mixer's state after each sequence's last real position."""
+        post = self.mix if self.mix is not None else self.dropout
+        new: list[Any] = []
+
+        def mixer_prefill(z: torch.Tensor) -> torch.Tensor:
+            y, s = self.mixer.prefill(z, lengths)
+            new.append(s)
+            return post(y)
+
+        x = self._sub(x, self.norm, mixer_prefill)
+        if self.mlp is not None:
+            x = self._sub(x, self.norm2, self.mlp)
+        return x, new[0]
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
         # checkpoints written before mixers were generic name the mixer "ssm": read them as "mixer"

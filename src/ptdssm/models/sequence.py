@@ -6,11 +6,20 @@
 * **Head** (from the task's :attr:`~ptdssm.data.TaskInfo.head`, see :mod:`ptdssm.models.heads`): ``pooled`` ->
   ``(B, C)`` (two-document pair tasks: the retrieval head), ``last-k`` -> ``(B, K, C)``, ``token`` -> ``(B, L, C)``,
   ``lm`` -> ``(B, L, vocab_size)`` with the output weight tied to the embedding.
+
+**Streaming** (recurrent mode, for causal mixers with a step mode): :meth:`SequenceModel.init_state` (one mixer
+state per block, of a size that does not grow with the length), :meth:`SequenceModel.step` (one position ->
+``(B, C)``, equal to :meth:`~SequenceModel.forward` position by position) and :meth:`SequenceModel.prefill` (a
+prompt in parallel -> per-position outputs and the state after each sequence's last real position, ready for
+``step``). The outputs of a position are the head applied there: the ``token``/``lm`` outputs, the ``last-k``
+head's linear map, or the ``pooled`` (``pool="last"``) classifier of the prefix so far; mean pooling and pair tasks
+do not stream. :func:`ptdssm.models.generation.generate` samples from ``lm`` models this way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -134,6 +143,85 @@ class SequenceModel(nn.Module):
         lens_arg = None if bool((lens == L).all()) else lens
         pooled = pool_sequence(self.features(xs, lens_arg), lens_arg, self.pool)
         return self.decoder(pooled[:B], pooled[B:])
+
+    # ------------------------------------------------------------------ streaming (module docstring)
+    def check_streaming(self) -> None:
+        """Raise ``ValueError`` (one line, naming the block) unless the model can run one position at a time."""
+        if self.is_pair:
+            raise ValueError("a pair (retrieval) model does not stream: its head needs both whole documents")
+        if self.head == "pooled" and self.pool != "last":
+            raise ValueError("a mean-pooled model does not stream: its output needs the whole sequence "
+                             "(pool 'last', or the token/last-k/lm heads, do)")
+        for i, block in enumerate(self.blocks):
+            block.check_streaming(f"block {i}")  # type: ignore[operator]
+        if not self.final_norm.position_wise:
+            raise ValueError("final norm: BatchNorm in training mode normalizes over the batch and the length; call "
+                             "model.eval() or use norm 'layer' or 'rms'")
+
+    def init_state(self, batch: int) -> list[Any]:
+        """Initial (zero) streaming state of ``batch`` sequences: one mixer state per block."""
+        self.check_streaming()
+        return [block.mixer.init_state(batch) for block in self.blocks]
+
+    def _encode_step(self, x_t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x_t, torch.Tensor):
+            raise TypeError(f"step expects a torch.Tensor, got {type(x_t).__name__}")
+        if self.vocab_size is not None:
+            if x_t.dim() != 1:
+                raise ValueError(f"step of a token model takes ids of shape (B,), got {tuple(x_t.shape)}")
+            return self._encode_input(x_t[:, None])[:, 0]
+        if x_t.dim() == 1 and self.d_input == 1:
+            x_t = x_t[:, None]
+        if x_t.dim() != 2:
+            raise ValueError(f"step of a continuous-input model takes (B, {self.d_input}), got {tuple(x_t.shape)}")
+        return self._encode_input(x_t[:, None])[:, 0]
+
+    def _position_head(self, h: torch.Tensor) -> torch.Tensor:
+        """The head at every position of ``h (B, L, H)`` -> ``(B, L, C)``."""
+        if self.head in ("token", "last-k"):
+            return self.decoder.linear(h)
+        return self.decoder(h)  # lm: tied; pooled (pool 'last'): the classifier of the prefix so far
+
+    def step(self, x_t: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """One position: ``x_t`` token ids ``(B,)`` or values ``(B, d_input)``, the state -> ``(output (B, C),
+        new state)``; equals :meth:`forward`'s output at that position (module docstring)."""
+        h, state = self.step_features(x_t, state)
+        return self._position_head(h[:, None])[:, 0], state
+
+    def step_features(self, x_t: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """:meth:`step` without the head: ``(features (B, H) after the final norm, new state)``."""
+        self.check_streaming()
+        return self._step_features(x_t, state)
+
+    def _step_features(self, x_t: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        # step_features without check_streaming (generate checks once, in prefill)
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.blocks):
+            raise ValueError(f"state must be a list of {len(self.blocks)} block states; use init_state(batch) or "
+                             "prefill(x)")
+        h = self._encode_step(x_t)
+        new = []
+        for block, s in zip(self.blocks, state, strict=True):
+            h, s = block.step(h, s)
+            new.append(s)
+        return self.final_norm(h[:, None])[:, 0], new
+
+    def prefill(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Any]]:
+        """Run ``x`` ``(B, L[, d_input])`` (right-padded to ``lengths``) in parallel through every block ->
+        ``(outputs (B, L, C) at every position, state after each sequence's last real position)``; then
+        :meth:`step` continues the sequences. ``token``/``lm`` outputs equal :meth:`forward`."""
+        h, state = self.prefill_features(x, lengths)
+        return self._position_head(h), state
+
+    def prefill_features(self, x: torch.Tensor,
+                         lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Any]]:
+        """:meth:`prefill` without the head: ``(features (B, L, H) after the final norm, state)``."""
+        self.check_streaming()
+        h = self._encode_input(x)
+        state = []
+        for block in self.blocks:
+            h, s = block.prefill(h, lengths)
+            state.append(s)
+        return self.final_norm(h), state
 
 
 def _pad_to(x: torch.Tensor, L: int) -> torch.Tensor:
