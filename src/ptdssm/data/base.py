@@ -295,5 +295,18 @@ def seeded_subset(indices: np.ndarray, size: int | None, seed: int) -> np.ndarra
     return np.sort(rng.choice(indices, size=size, replace=False))
 
 
+
+def get_options(cfg: Any, task: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``cfg.options`` (``data.options``) merged over ``defaults``; an unknown option is a
+    :class:`~ptdssm.errors.DataError` naming it and the valid ones. Every reader checks its options here."""
+    from ..errors import DataError
+
+    given = dict(getattr(cfg, "options", None) or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise DataError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task {task!r}; "
+                        f"valid options: {', '.join(sorted(defaults))}")
+    return {**defaults, **given}
+
 TaskBuilder = Callable[[Any], TaskData]
 TaskInfoFn = Callable[[Any], TaskInfo]

@@ -65,7 +65,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .base import BYTE_VOCAB_SIZE, IGNORE_INDEX, TaskData, TaskInfo, seeded_subset
+from .base import BYTE_VOCAB_SIZE, IGNORE_INDEX, TaskData, TaskInfo, get_options, seeded_subset
 from .registry import register_task
 
 __all__ = ["DEFAULT_FORTUNES_DIR", "ENTRY_SEPARATOR", "ByteWindows", "aligned_starts", "fortune_files",
@@ -90,12 +90,7 @@ _OVERSTRIKE = re.compile(r"[^\x08]\x08")
 
 def _options(cfg: Any, task: str) -> dict[str, Any]:
     defaults = _OPTIONS[task]
-    given = dict(getattr(cfg, "options", None) or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise DataError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task {task!r}; "
-                        f"valid options: {', '.join(sorted(defaults))}")
-    o = {**defaults, **given}
+    o = get_options(cfg, task, defaults)
     for key, valid in _CHOICES.items():
         if key in o and o[key] not in valid:
             raise DataError(f"data.options.{key} for task {task!r} must be one of {', '.join(valid)}, got {o[key]!r}")

@@ -231,24 +231,16 @@ class Mamba(SequenceMixer):
         y = y * F.silu(z)
         return _linear(y, self.out_proj), (conv_state, h)
 
-    def prefill(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
-        """``(forward(x, lengths), (conv_state, ssm_state) after position lengths[b] - 1)`` in one parallel pass
-        (module docstring): exact, the pads change neither."""
+    def _prefill(self, u: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
+        """One parallel pass (module docstring): the last scan state and the conv buffer gathered from the last
+        ``d_conv`` real inputs; exact, the pads change neither."""
         self._no_step()
-        x = self._check_input(x, 3)
-        Bsz, L, _ = x.shape
-        mask = None if lengths is None else lengths_mask(lengths, Bsz, L, x.device)
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            u = x.to(self.compute_dtype())
-            m = None if mask is None else mask.to(u.dtype)
-            if m is not None:
-                u = u * m
-            y, xs, h = self._mix(u, m, want_state=True)
-            if m is not None:
-                y = y * m
-            K = self.d_conv
-            n = torch.full((Bsz,), L, device=x.device) if lengths is None else lengths.to(x.device).long()
-            xp = F.pad(xs, (0, 0, 0, 0, K, 0))  # (K + L, B, E): real position t at t + K, the last K at n .. n+K-1
-            idx = (n[None, :] + torch.arange(K, device=x.device)[:, None])[..., None].expand(K, Bsz, self.d_inner)
-            conv_state = torch.gather(xp, 0, idx).permute(1, 2, 0).contiguous()  # (B, E, K)
-        return self.dropout(y.to(x.dtype)), (conv_state, h)
+        Bsz, L, _ = u.shape
+        m = None if lengths is None else lengths_mask(lengths, Bsz, L, u.device).to(u.dtype)
+        y, xs, h = self._mix(u, m, want_state=True)
+        K = self.d_conv
+        n = torch.full((Bsz,), L, device=u.device) if lengths is None else lengths.to(u.device).long()
+        xp = F.pad(xs, (0, 0, 0, 0, K, 0))  # (K + L, B, E): real position t at t + K, the last K at n .. n+K-1
+        idx = (n[None, :] + torch.arange(K, device=u.device)[:, None])[..., None].expand(K, Bsz, self.d_inner)
+        conv_state = torch.gather(xp, 0, idx).permute(1, 2, 0).contiguous()  # (B, E, K)
+        return y, (conv_state, h)

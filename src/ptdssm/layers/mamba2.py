@@ -237,20 +237,10 @@ class Mamba2(SequenceMixer):
     def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         return self._mix(u, lengths, want_state=False)[0]
 
-    def prefill(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
-        """``(forward(x, lengths), state after position lengths[b] - 1)`` in one parallel pass: the conv buffer from
-        the last ``d_conv`` real inputs, the SSD last state (exact, since ``dt = 0`` at the pads)."""
-        x = self._check_input(x, 3)
-        Bsz, L, _ = x.shape
-        mask = None if lengths is None else lengths_mask(lengths, Bsz, L, x.device)
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            u = x.to(self.compute_dtype())
-            if mask is not None:
-                u = u * mask
-            y, state = self._mix(u, lengths, want_state=True)
-            if mask is not None:
-                y = y * mask
-        return self.dropout(y.to(x.dtype)), state
+    def _prefill(self, u: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
+        """One parallel pass: the conv buffer from the last ``d_conv`` real inputs, the SSD last state (exact, since
+        ``dt = 0`` at the pads)."""
+        return self._mix(u, lengths, want_state=True)
 
     # ------------------------------------------------------------------ step mode
     def _init_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

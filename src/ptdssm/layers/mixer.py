@@ -19,7 +19,8 @@ recurrent (step) mode, ``_init_state(batch) -> state`` and ``_step(u_t (B, H), s
 A state is any object: a tensor, a tuple such as Mamba's ``(conv_state, ssm_state)``, a dict, a list or a dataclass
 whose tensors have the batch as their first axis. :meth:`~SequenceMixer.prefill` runs a whole (padded) sequence and
 returns the outputs and the state after each sequence's last real position (the default loops :meth:`_step`;
-families with a closed form may override it).
+families with a closed form override :meth:`_prefill`). :meth:`forward` and :meth:`prefill` share one skeleton,
+:meth:`_run`.
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ class SequenceMixer(nn.Module):
         Returns:
             ``(B, L, H)`` in ``x``'s dtype, zero beyond each length.
         """
+        return self._run(x, lengths, lambda u, n: (self._forward(u, n), None))[0]
+
+    def _run(self, x: torch.Tensor, lengths: torch.Tensor | None,
+             fn: Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:
+        """The skeleton of :meth:`forward` and :meth:`prefill`, written once: validate ``x``, zero the pads, run
+        ``fn(u, lengths) -> (y (B, L, H), extra)`` in the compute dtype with autocast off, zero ``y`` at the pads,
+        cast back and apply dropout. Returns ``(y, extra)``."""
         x = self._check_input(x, 3)
         Bsz, L, _ = x.shape
         mask = None if lengths is None else lengths_mask(lengths, Bsz, L, x.device)
@@ -149,10 +157,10 @@ class SequenceMixer(nn.Module):
             u = x.to(self.compute_dtype())
             if mask is not None:
                 u = u * mask
-            y = self._forward(u, lengths)
+            y, extra = fn(u, lengths)
             if mask is not None:
                 y = y * mask
-        return self.dropout(y.to(x.dtype))
+        return self.dropout(y.to(x.dtype)), extra
 
     def init_state(self, batch: int) -> Any:
         """Initial (zero) recurrent state for ``batch`` sequences; its size does not grow with the length."""
@@ -169,26 +177,25 @@ class SequenceMixer(nn.Module):
         return self.dropout(y.to(x_t.dtype)), state
 
     def prefill(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
-        """``(forward(x, lengths), state after position lengths[b] - 1 of each sequence)``, ready for :meth:`step`.
+        """``(forward(x, lengths), state after position lengths[b] - 1 of each sequence)``, ready for :meth:`step`
+        (families with a closed form override :meth:`_prefill`)."""
+        return self._run(x, lengths, self._prefill)
 
-        The default runs :meth:`_step` over the sequence and keeps each sequence's state frozen from its length on,
-        so the pads change neither the outputs nor the state.
-        """
-        y = self(x, lengths)
-        Bsz, L, _ = x.shape
-        mask = None if lengths is None else lengths_mask(lengths, Bsz, L, x.device)
+    def _prefill(self, u: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
+        """Default: :meth:`_forward` for the outputs, then :meth:`_step` over the sequence, each sequence's state
+        frozen from its length on, so the pads change neither the outputs nor the state."""
+        Bsz, L, _ = u.shape
+        mask = None if lengths is None else lengths_mask(lengths, Bsz, L, u.device)
         state = self.init_state(Bsz)
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            u = x.to(self.compute_dtype())
-            for t in range(L):
-                _, new = self._step(u[:, t], state)
-                if mask is None:
-                    state = new
-                else:
-                    keep = mask[:, t, 0]
-                    state = map_state(lambda n, o, k=keep: torch.where(k.view(-1, *[1] * (n.dim() - 1)), n, o),
-                                      new, state)
-        return y, state
+        for t in range(L):
+            _, new = self._step(u[:, t], state)
+            if mask is None:
+                state = new
+            else:
+                keep = mask[:, t, 0]
+                state = map_state(lambda n, o, k=keep: torch.where(k.view(-1, *[1] * (n.dim() - 1)), n, o),
+                                  new, state)
+        return self._forward(u, lengths), state
 
     def _device(self) -> torch.device:
         for t in itertools.chain(self.parameters(), self.buffers()):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ...errors import DataError
-from ..base import ArrayDataset, TaskData, TaskInfo, seeded_split, seeded_subset
+from ..base import ArrayDataset, TaskData, TaskInfo, get_options, seeded_split, seeded_subset
 
 __all__ = ["COMMON_OPTIONS", "RawSplit", "assemble", "label_kind", "map_labels", "normalize_series", "options",
            "stratified_split", "trim_trailing_nan"]
@@ -44,11 +44,7 @@ def options(cfg: Any, task: str, extra: dict[str, Any]) -> dict[str, Any]:
     """``data.options`` merged over the defaults; unknown keys and bad choices raise :class:`DataError`."""
     defaults = {**COMMON_OPTIONS, **extra}
     given = dict(getattr(cfg, "options", None) or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise DataError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task {task!r}; "
-                        f"valid options: {', '.join(sorted(defaults))}")
-    o = {**defaults, **given}
+    o = get_options(cfg, task, defaults)
     if getattr(cfg, "normalize", False) and "normalize" not in given:
         o["normalize"] = "global"  # data.normalize: true means the training split's mean and std
     for key, valid in _CHOICES.items():

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import IGNORE_INDEX, TaskData, TaskInfo
+from ..base import IGNORE_INDEX, TaskData, TaskInfo, get_options
 from ..registry import register_task
 from .synthetic import SyntheticDataset
 
@@ -64,12 +64,7 @@ def induction_heads_example(rng: np.random.Generator, length: int, vocab: int = 
 
 
 def _opts(cfg: Any) -> dict[str, Any]:
-    given = dict(getattr(cfg, "options", None) or {})
-    unknown = sorted(set(given) - set(_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task "
-                         f"'induction-heads'; valid options: {', '.join(sorted(_DEFAULTS))}")
-    o = {**_DEFAULTS, **given}
+    o = get_options(cfg, "induction-heads", _DEFAULTS)
     if o["target"] not in _TARGETS:
         raise ValueError(f"data.options.target for induction-heads must be one of {', '.join(_TARGETS)}, "
                          f"got {o['target']!r}")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ..base import ArrayDataset, TaskData, TaskInfo, seeded_split, seeded_subset
+from ..base import ArrayDataset, TaskData, TaskInfo, get_options, seeded_split, seeded_subset
 from ..registry import register_task
 
 __all__ = ["MNIST1D_DEFAULTS", "make_mnist1d", "mnist1d_templates"]
@@ -116,12 +116,7 @@ _DEFAULTS = {"num_samples": 5000, "generator_seed": 42, "shuffle_seq": False}
 
 
 def _opts(cfg: Any) -> dict[str, Any]:
-    given = dict(cfg.options or {})
-    unknown = sorted(set(given) - set(_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task 'mnist1d'; "
-                         f"valid options: {', '.join(sorted(_DEFAULTS))}")
-    return {**_DEFAULTS, **given}
+    return get_options(cfg, "mnist1d", _DEFAULTS)
 
 
 def _info(cfg: Any) -> TaskInfo:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..base import IGNORE_INDEX, TaskData, TaskInfo
+from ..base import IGNORE_INDEX, TaskData, TaskInfo, get_options
 from ..registry import register_task
 
 __all__ = [
@@ -231,12 +231,7 @@ _TARGETS = {"adding": ("regression", "class"), "copying": _COPY_TARGETS, "select
 
 def _opts(cfg: Any, spec: _Spec) -> dict[str, Any]:
     defaults = {**_COMMON, **spec.options}
-    given = dict(cfg.options or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task "
-                         f"{spec.name!r}; valid options: {', '.join(sorted(defaults))}")
-    opts = {**defaults, **given}
+    opts = get_options(cfg, spec.name, defaults)
     valid = _TARGETS[spec.name]
     if opts["target"] not in valid:
         raise ValueError(f"data.options.target for {spec.name} must be one of {', '.join(valid)}, "

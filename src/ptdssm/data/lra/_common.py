@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..base import seeded_subset
+from ..base import get_options, seeded_subset  # get_options: re-exported for the readers
 
 __all__ = [
     "parse_label",
@@ -44,18 +44,6 @@ def parse_label(text: str, valid: Sequence[int], where: str, field: str = "label
     if y not in valid:
         raise ValueError(f"{where}: {field} {y} is not in {min(valid)}..{max(valid)}")
     return y
-
-
-def get_options(cfg: Any, task: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """``cfg.options`` merged over ``defaults``; an unknown option is a ``ValueError`` naming it and the valid ones."""
-    given = dict(getattr(cfg, "options", None) or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task {task!r}; "
-                         f"valid options: {', '.join(sorted(defaults))}")
-    out = dict(defaults)
-    out.update(given)
-    return out
 
 
 def smallest_uint(n: int) -> np.dtype:
