@@ -5,7 +5,21 @@ with every sequence family: one mixer contract (:class:`SequenceMixer`) and one 
 from . import optim
 from .config import Config, load_config
 from .data import register_task
-from .layers import LTISSM, S4, S4D, S5, Mamba, Mamba2, SequenceMixer, family_names, register_family
+from .layers import (
+    H3,
+    LRU,
+    LTISSM,
+    S4,
+    S4D,
+    S5,
+    Hyena,
+    LongConv,
+    Mamba,
+    Mamba2,
+    SequenceMixer,
+    family_names,
+    register_family,
+)
 from .models import SequenceModel, build_model, generate
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
@@ -28,6 +42,10 @@ __all__ = [
     "S5",
     "Mamba",
     "Mamba2",
+    "LongConv",
+    "LRU",
+    "H3",
+    "Hyena",
     "LTISSM",
     "SequenceMixer",
     "family_names",

@@ -7,7 +7,10 @@ Every public entry point checks its inputs here so that bad input fails early wi
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -65,3 +68,73 @@ def check_finite_array(name: str, value: object, ndim: int | None = None) -> np.
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or inf")
     return a
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor (``.`` for a relative path under nothing)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe if probe.exists() else Path(".")
+
+
+def ensure_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """Check, before any work, that the folder ``path`` can be created (if missing) and written; return it.
+
+    Nothing is created: the nearest existing folder (``path`` or an ancestor) must be a folder in which a file can
+    be created (tried with a temporary file, so read-only mounts are caught even for root).
+
+    Raises:
+        OutputError: one line naming ``what`` (e.g. ``"--out"``) and ``path``: a file where a folder is needed, a
+            path under a file, or a folder that is not writable.
+    """
+    from .errors import OutputError
+
+    p = Path(path).expanduser()
+    probe = _nearest_existing(p)
+    if probe == p and not p.is_dir():
+        raise OutputError(f"{what} {p} is a file, not a folder; give a folder (it is created if missing)")
+    if not probe.is_dir():
+        raise OutputError(f"{what} {p} cannot be created: {probe} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ptdssm-write-test-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        where = "" if probe == p else f" (its nearest existing folder {probe} is not)"
+        raise OutputError(f"{what} {p} is not writable{where}: {exc.strerror or exc}") from None
+    return p
+
+
+def ensure_writable_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Check, before any work, that the file ``path`` can be written (its folder created if missing); return it.
+
+    Raises:
+        OutputError: one line naming ``what`` and ``path`` (an existing folder, or an unusable parent folder).
+    """
+    from .errors import OutputError
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise OutputError(f"{what} {p} is a folder; give a file name (e.g. {p / 'figure.png'})")
+    ensure_writable_dir(p.parent, what)
+    return p
+
+
+def parse_device(spec: object, what: str) -> tuple[str, int | None]:
+    """``(kind, index)`` of a device value: ``("auto", None)``, ``("cpu", None)``, ``("cuda", None)`` for ``cuda``
+    (the process's own GPU) or ``("cuda", k)`` for ``cuda:k``. Only the spelling is checked here (a config may be
+    written on a machine without the GPU it names); :func:`ptdssm.experiments.distributed.resolve_device` checks
+    that the device exists.
+
+    Raises:
+        ConfigError: one line naming ``what`` for any other value.
+    """
+    from .errors import ConfigError
+
+    text = str(spec).strip().lower() if isinstance(spec, str) else ""
+    if text in ("auto", "cpu", "cuda"):
+        return text, None
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return "cuda", int(text[5:])
+    raise ConfigError(f"{what} must be auto, cpu, cuda or cuda:k (k a GPU index), got {spec!r}")

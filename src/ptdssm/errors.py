@@ -5,7 +5,7 @@ branch on the type instead of matching message text.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "NonFiniteError", "TrainingDiverged"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "NonFiniteError", "OutputError", "TrainingDiverged"]
 
 
 class ConfigError(ValueError):
@@ -18,6 +18,11 @@ class DataError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be read: missing, truncated, foreign, or of another schema version."""
+
+
+class OutputError(ValueError):
+    """An output path (``--out``, ``--plot``) cannot be used: it is a file where a folder is needed, lies under a
+    file, or is not writable. Raised before any work starts (the message names the option and the path)."""
 
 
 class NonFiniteError(ValueError):

@@ -32,15 +32,29 @@ def is_png(path):
 def test_transfer_json_and_plot(capsys, tmp_path):
     png = tmp_path / "sub" / "transfer.png"
     doc = run_json(capsys, ["analyze", "transfer", "--n", "8", "16", "--json", "--plot", str(png)])
-    assert set(doc) == {"command", "seeds", "gamma", "ptd_seed", "rows", "plot"}
+    assert set(doc) == {"command", "seeds", "ptd", "objective", "pairs", "gamma", "ptd_seed", "rows", "plot"}
     assert doc["command"] == "transfer" and doc["seeds"] == [0] and doc["plot"] == str(png)
+    assert doc["ptd"] == "ptd" and doc["objective"] in ("paper", "response")  # the JSON names the objective used
     assert [r["n"] for r in doc["rows"]] == [8, 16]
     for row in doc["rows"]:
         assert set(row) == TRANSFER_ROW_KEYS
         assert row["sup_diag_error"] > row["sup_ptd_error"] > 0
-        assert set(row["ptd"]) >= {"kappa", "relative_perturbation", "max_real"}
+        assert set(row["ptd"]) >= {"kappa", "relative_perturbation", "max_real", "objective", "pairs"}
+        assert row["ptd"]["objective"] == doc["objective"] and row["ptd"]["pairs"] == doc["pairs"]
     assert doc["rows"][0]["spike_frequency"] == pytest.approx(19.86, abs=0.01)
     assert is_png(png)
+
+
+def test_transfer_selects_the_decomposition_by_name(capsys):
+    doc = run_json(capsys, ["analyze", "transfer", "--n", "8", "--ptd", "ptd-response", "--json"])
+    assert (doc["ptd"], doc["objective"], doc["pairs"], doc["response_weight"]) == ("ptd-response", "response", True,
+                                                                                   1000.0)
+    row = doc["rows"][0]["ptd"]
+    assert (row["objective"], row["pairs"], row["real_eigenvalues"]) == ("response", True, 0)
+    paper = run_json(capsys, ["analyze", "transfer", "--n", "8", "--ptd", "ptd-paper", "--json"])
+    assert paper["objective"] == "paper" and paper["rows"][0]["ptd"]["objective"] == "paper"
+    # The response objective is what makes S4-PTD's transfer function close to S4's.
+    assert doc["rows"][0]["sup_ptd_error"] < paper["rows"][0]["sup_ptd_error"] / 3
 
 
 def test_transfer_table_and_seed_average(capsys):
@@ -82,6 +96,9 @@ def test_diagonalize_json(capsys):
     doc = run_json(capsys, ["analyze", "diagonalize", "--n", "8", "--method", "random", "--epsilon", "0.05",
                             "--seed", "3", "--json"])
     assert doc["method"] == "random" and doc["seed"] == 3
+    doc = run_json(capsys, ["analyze", "diagonalize", "--n", "8", "--ptd", "ptd-paper-pairs", "--max-iter", "100",
+                            "--json"])
+    assert (doc["objective"], doc["pairs"], doc["real_eigenvalues"]) == ("paper", True, 0)
     assert main(["analyze", "diagonalize", "--n", "8"]) == 0
     assert "kappa" in capsys.readouterr().out
 
@@ -95,6 +112,8 @@ def test_diagonalize_json(capsys):
     (["analyze", "diagonalize", "--n", "0"], "--n"),
     (["analyze", "diagonalize", "--n", "8", "--gamma", "0"], "--gamma"),
     (["analyze", "diagonalize", "--n", "8", "--method", "random", "--epsilon", "0"], "--epsilon"),
+    (["analyze", "transfer", "--n", "8", "--ptd", "ptd-fancy"], "--ptd"),
+    (["analyze", "transfer", "--n", "8", "--ptd", "ptd-response", "--response-weight", "0"], "--response-weight"),
 ])
 def test_bad_input_exits_2_naming_the_argument(capsys, argv, name):
     assert main(argv) == 2

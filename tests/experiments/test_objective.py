@@ -133,6 +133,18 @@ def test_regression_score_is_lower_loss():
     assert not obj.is_better({"loss": 0.3}, obj.score({"loss": 0.2}))
 
 
+def test_language_model_score_is_lower_loss_not_accuracy():
+    """An LM's best checkpoint is the one with the lowest held-out loss (bits per byte), even at lower accuracy."""
+    obj = Objective(_info("lm"))
+    lower_loss = {"acc": 0.40, "loss": 1.70, "bpb": 1.70 / math.log(2)}
+    higher_acc = {"acc": 0.45, "loss": 1.90, "bpb": 1.90 / math.log(2)}
+    assert obj.is_better(lower_loss, obj.score(higher_acc))
+    assert not obj.is_better(higher_acc, obj.score(lower_loss))
+    # a token-classification task keeps ranking by accuracy first
+    tok = Objective(_info("token"))
+    assert tok.is_better(higher_acc, tok.score(lower_loss))
+
+
 def test_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="TaskInfo.loss"):
         Objective(_info("pooled", "hinge"))

@@ -174,9 +174,45 @@ torch.save({k: v for k, v in result.model.state_dict().items()}, sys.argv[1] + f
 """
 
 
+def test_epoch_batch_sampler_splits_the_global_batch():
+    """Process r takes positions r, r + W, ... of each shuffled global batch: together the processes cover every
+    global batch exactly once, shares differ by at most one, the loss weights average to one per step, and when W
+    divides the batch the order is that of DistributedSampler + per-process batches (earlier versions)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from ptdssm.experiments.run import EpochBatchSampler
+
+    for n, batch, world in ((1294, 50, 4), (256, 33, 2), (100, 7, 3), (37, 8, 1)):
+        samplers = [EpochBatchSampler(n, batch, world=world, rank=r, seed=5) for r in range(world)]
+        for s in samplers:
+            s.set_epoch(3)
+        parts = [list(s) for s in samplers]
+        assert len({len(p) for p in parts}) == 1  # every process takes the same number of steps (DDP)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(5 + 3)).tolist()
+        for step in range(len(parts[0])):
+            shares = [parts[r][step] for r in range(world)]
+            glob = perm[step * batch: step * batch + sum(len(x) for x in shares)]
+            assert sorted(sum(shares, [])) == sorted(glob) and len(glob) <= batch
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1 and min(map(len, shares)) >= 1
+            assert sum(s.weight(step) for s in samplers) == pytest.approx(world)
+        if batch % world == 0:
+            for r in range(world):
+                ds = list(range(n))
+                old = DistributedSampler(ds, num_replicas=world, rank=r, shuffle=True, seed=5, drop_last=world > 1)
+                old.set_epoch(3)
+                assert parts[r] == [b.tolist() for b in DataLoader(ds, batch_size=batch // world, sampler=old)]
+    s = EpochBatchSampler(1294, 50, world=4, rank=3, seed=0)
+    s.set_epoch(0, skip=5)
+    full = EpochBatchSampler(1294, 50, world=4, rank=3, seed=0)
+    assert list(s) == list(full)[5:] and [len(b) for b in list(full)[:1]] == [12]  # 50 = 13 + 13 + 12 + 12
+    with pytest.raises(ValueError, match="at least the number of processes"):
+        EpochBatchSampler(100, 3, world=4, rank=0)
+
+
 def test_ddp_two_processes_match_single_process(tmp_path):
-    """torchrun with 2 gloo processes: replicas identical and equal to one process on the same global batch."""
-    sets = [*TINY, "model.norm=layer", "model.dropout=0", "data.batch_size=32", "data.train_subset=256",
+    """torchrun with 2 gloo processes: replicas identical and equal to one process on the same global batch, with
+    a batch that does not divide evenly (33 = 17 + 16: unequal shares, weighted so every sequence counts once)."""
+    sets = [*TINY, "model.norm=layer", "model.dropout=0", "data.batch_size=33", "data.train_subset=256",
             "data.val_subset=64", "data.test_subset=64", "train.epochs=2", "train.progress=false",
             "train.checkpoint_every=5"]  # mid-epoch checkpoints gather every rank's RNG states and epoch sums
     script = tmp_path / "ddp_train.py"

@@ -27,16 +27,19 @@ def _loss(y, h):
 
 
 @pytest.mark.parametrize("chunk", [4, 16, 64])
-@pytest.mark.parametrize("G,d_hdim", [(1, False), (2, True), (4, False)])
-def test_chunked_matches_reference(chunk, G, d_hdim):
-    kw = _inputs(L=37, G=G, d_hdim=d_hdim)  # 37: not a multiple of any chunk size
+@pytest.mark.parametrize("G,d_hdim,L,skip", [(1, False, 37, True), (2, True, 37, True), (4, False, 37, True),
+                                             (2, False, 64, True), (1, True, 64, False), (2, False, 37, False)])
+def test_chunked_matches_reference(chunk, G, d_hdim, L, skip):
+    kw = _inputs(L=L, G=G, d_hdim=d_hdim)  # 37: not a multiple of any chunk size; 64: a multiple of all
+    if not skip:
+        kw.pop("D")
     names = list(kw)
     res = []
     for fn, extra in ((ssd_ref, {}), (ssd_chunked, {"chunk_size": chunk})):
         y, h = fn(**kw, return_last_state=True, **extra)
         res.append((y, h, torch.autograd.grad(_loss(y, h), [kw[k] for k in names])))
     (yr, hr, gr), (yc, hc, gc) = res
-    assert yc.shape == (2, 37, 4, 3) and hc.shape == (2, 4, 3, 5)
+    assert yc.shape == (2, L, 4, 3) and hc.shape == (2, 4, 3, 5)
     torch.testing.assert_close(yc, yr, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(hc, hr, rtol=1e-10, atol=1e-10)
     for name, a, b in zip(names, gc, gr, strict=True):

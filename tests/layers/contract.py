@@ -200,7 +200,7 @@ def check_input_errors(make: Factory, *, H: int = 3, **kw: Any) -> None:
         (ValueError, "lengths", lambda: layer(torch.randn(2, 10, H), lengths=torch.tensor([3, 11]))),
         (ValueError, "lengths", lambda: layer(torch.randn(2, 10, H), lengths=torch.tensor([3]))),
         (ValueError, "shape", lambda: layer.step(torch.randn(2, H + 1), layer.init_state(2))),
-        (ValueError, "batch", lambda: layer.init_state(0)),
+        (ValueError, "batch", lambda: layer.init_state(-1)),
     ]
     for exc, match, fn in cases:
         with pytest.raises(exc, match=match) as info:
@@ -213,6 +213,28 @@ def check_input_errors(make: Factory, *, H: int = 3, **kw: Any) -> None:
             layer(x)
         with pytest.raises(NonFiniteError):
             layer.step(x[:, 4], layer.init_state(2))
+
+
+def check_empty_batch(make: Factory, *, H: int = 3, L: int = 12, **kw: Any) -> None:
+    """A batch of size 0 gives empty results everywhere, never an error from a kernel: ``forward`` (also with
+    ``lengths`` of shape ``(0,)``, and backward), ``prefill``, ``init_state(0)`` and ``step``; each state has the
+    structure of a batch-2 state with the batch axis emptied."""
+    layer = _fresh(make, H, **kw)
+    x = torch.randn(0, L, H, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (0, L, H) and y.dtype == x.dtype
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+    assert layer(x.detach(), lengths=torch.zeros(0, dtype=torch.long)).shape == (0, L, H)
+    with torch.no_grad():
+        _, ref = layer.prefill(torch.randn(2, L, H))
+        y_pre, state = layer.prefill(x.detach())
+        assert y_pre.shape == (0, L, H)
+        y_t, stepped = layer.step(torch.randn(0, H), layer.init_state(0))
+        assert y_t.shape == (0, H)
+    expected = [(0, *t.shape[1:]) for t in _tensors(ref)]
+    for s in (state, layer.init_state(0), stepped):
+        assert [tuple(t.shape) for t in _tensors(s)] == expected
 
 
 def check_device_matches_cpu(make: Factory, device: str, *, H: int = 4, L: int = 128, **kw: Any) -> None:
@@ -256,6 +278,7 @@ CHECKS: list[Callable[..., None]] = [
     check_float64,
     check_cast_after_init_state,
     check_input_errors,
+    check_empty_batch,
     check_cuda_matches_cpu,
 ]
 

@@ -343,6 +343,28 @@ def test_bad_arguments():
         layer.step(torch.randn(3, 4), layer.init_state(2))
 
 
+def test_batch_slabs_equal_one_pass():
+    """On CPU the batch runs in slabs (``SLAB_ELEMENTS``): outputs, prefill states (with padding) and gradients are
+    those of one pass over the whole batch."""
+    torch.manual_seed(9)
+    x = torch.randn(3, 13, 4, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([13, 4, 9])
+    res = []
+    for per_slab in (3, 2, 1):  # 3: one pass; 2: slabs of 2 and 1; 1: one element per slab
+        layer = make(4, ngroups=2).double()
+        layer.SLAB_ELEMENTS = per_slab * 13 * layer.in_proj.out_features
+        assert layer._slab(x) == per_slab
+        y, state = layer.prefill(x, lengths)
+        yf = layer(x)
+        grads = torch.autograd.grad((yf * torch.cos(yf)).sum(), [x, *layer.parameters()])
+        res.append((y, state, yf, grads))
+    for y, state, yf, grads in res[1:]:
+        torch.testing.assert_close(y, res[0][0], rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(yf, res[0][2], rtol=1e-13, atol=1e-13)
+        for a, b in zip((*state, *grads), (*res[0][1], *res[0][3]), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def _contract_factory(d_model, **kw):
     return Mamba2(d_model, **{"d_state": 8, "headdim": 2, "chunk_size": 8, "dt_min": 1e-2, **kw})
 

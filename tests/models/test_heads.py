@@ -1,5 +1,7 @@
 """Heads picked from TaskInfo.head: shapes, the last-K gather under padding, per-position outputs, the tied LM head."""
 
+import math
+
 import pytest
 import torch
 
@@ -148,3 +150,22 @@ def test_head_errors():
         SequenceModel([torch.nn.Identity()], 4, 3, vocab_size=5, head="token", is_pair=True)
     with pytest.raises(ValueError, match="unknown head"):
         SequenceModel([torch.nn.Identity()], 4, 3, d_input=2, head="span")
+
+
+def test_lm_embedding_init_gives_a_first_loss_near_ln_v():
+    """The tied embedding starts at N(0, 0.02^2) (padding row zero), so the untrained model's logits are small and
+    its cross-entropy on random tokens is about ln(V) (PyTorch's N(0, 1) default gave ~100 nats at H = 128)."""
+    from ptdssm.data import TaskInfo
+
+    vocab, width = 258, 128
+    info = TaskInfo("t", n_classes=vocab, seq_len=64, vocab_size=vocab, head="lm")
+    torch.manual_seed(0)
+    m = build_model(_cfg(d_model=width, norm="rms"), info)
+    w = m.encoder.weight.detach()
+    assert float(w[0].abs().sum()) == 0.0
+    assert abs(float(w[1:].std()) - 0.02) < 0.002
+    x = torch.randint(1, vocab, (4, 64))
+    with torch.no_grad():
+        logits = m(x)[:, :-1, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab - 1), x[:, 1:].reshape(-1) - 1)
+    assert abs(float(loss) - math.log(vocab - 1)) < 0.1 * math.log(vocab - 1)

@@ -11,13 +11,18 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+#: Help of every verb's ``--device`` (all of them resolve it with ptdssm.experiments.distributed.resolve_device).
+DEVICE_HELP = ("auto (CUDA when PyTorch sees a GPU, else the CPU), cpu, cuda or cuda:k; CUDA asked for on a machine "
+               "without it is refused before anything loads (default auto)")
+
 # Verb modules, imported lazily so that ``ptdssm analyze`` does not pay for torch-heavy imports of other verbs.
 _VERBS = ("analyze", "train", "evaluate", "data", "robustness", "reproduce", "bench", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ptdssm", description="Robust state-space sequence models: S4, S4D, S5, S4-PTD and S5-PTD.")
+        prog="ptdssm", description="Robust state-space sequence models for PyTorch: S4, S4D, S5 and their PTD "
+                                   "variants, Mamba and more. Run ptdssm VERB --help for each verb.")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"ptdssm {__version__}")

@@ -1,12 +1,14 @@
-"""``ptdssm analyze``: numerics of the paper (PTD diagnostics, transfer functions, eigenvector conditioning).
+"""ptdssm analyze: numerics of the paper (PTD diagnostics, transfer functions, eigenvector conditioning).
 
 Subcommands::
 
-    ptdssm analyze diagonalize  --n N [--gamma G] [--method optimized|random] [--epsilon E] [--seed S]
-                                [--json]
-    ptdssm analyze transfer     --n N1 N2 ... [--seeds K] [--gamma G] [--json] [--plot FILE]
+    ptdssm analyze diagonalize  --n N [--ptd NAME] [--gamma G] [--method optimized|random] [--epsilon E]
+                                [--seed S] [--json]
+    ptdssm analyze transfer     --n N1 N2 ... [--ptd NAME] [--seeds K] [--gamma G] [--json] [--plot FILE]
     ptdssm analyze conditioning --n N1 N2 ... [--gamma G] [--trials T] [--json] [--plot FILE]
 
+``--ptd`` names the decomposition as the layers' ``init`` does: ``ptd`` (the default PTD), ``ptd-paper`` (the paper's
+objective), ``ptd-paper-pairs`` or ``ptd-response`` (:mod:`ptdssm.theory.init`); the JSON names the objective used.
 With ``--json`` exactly one JSON document goes to stdout; progress bars go to stderr.
 """
 
@@ -15,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from .._checks import check_positive_float, check_positive_int
+from .._checks import check_choice, check_positive_float, check_positive_int, ensure_writable_file
 from ..experiments.numerics import (
     FLOAT64_EIG_SATURATION,
+    MAX_N,
+    check_sizes,
     conditioning_row,
     conditioning_series,
     finite_or_none,
@@ -28,10 +32,6 @@ from ..experiments.numerics import (
 
 # ------------------------------------------------------------------------------------------------------------
 # argument handling
-
-
-def _check_sizes(ns: Sequence[int]) -> list[int]:
-    return [check_positive_int("--n", n) for n in ns]
 
 
 def _progress(iterable: Iterable[int], desc: str) -> Iterable[int]:
@@ -64,21 +64,39 @@ def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
 # diagonalize
 
 
+def _ptd_names() -> list[str]:
+    from ..theory.init import PTD_INITS
+
+    return [name for name in PTD_INITS if not name.startswith("s5-")]
+
+
+def _ptd_kwargs(args: argparse.Namespace) -> dict:
+    """``perturb_then_diagonalize`` options of ``--ptd`` (objective, pairs) and ``--response-weight``."""
+    from ..theory.init import ptd_options
+
+    opts = ptd_options(check_choice("--ptd", args.ptd, _ptd_names()))
+    if opts["objective"] == "response":
+        opts["response_weight"] = check_positive_float("--response-weight", args.response_weight)
+    return opts
+
+
 def _cmd_diagonalize(args: argparse.Namespace) -> int:
     from ..theory.ptd import perturb_then_diagonalize
 
-    n = check_positive_int("--n", args.n)
+    n = check_sizes([args.n])[0]
     gamma = check_positive_float("--gamma", args.gamma)
     epsilon = check_positive_float("--epsilon", args.epsilon)
-    max_iter = check_positive_int("--max-iter", args.max_iter)
+    max_iter = None if args.max_iter is None else check_positive_int("--max-iter", args.max_iter)
+    opts = _ptd_kwargs(args) if args.method == "optimized" else {}
     res = perturb_then_diagonalize(n=n, method=args.method, gamma=gamma, epsilon=epsilon, seed=args.seed,
                                    stability=args.stability, max_iter=max_iter, cache=not args.no_cache,
-                                   progress=sys.stderr.isatty() and not args.json)
+                                   progress=sys.stderr.isatty() and not args.json, **opts)
     diag = {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in res.diagnostics.items()}
     if args.json:
         _dump(diag)
         return 0
-    print(f"PTD of HiPPO-LegS, n = {n} ({args.method})")
+    print(f"PTD of HiPPO-LegS, n = {n} ({args.method}" + (f", {args.ptd}: objective {opts['objective']}, pairs "
+                                                            f"{opts['pairs']})" if opts else ")"))
     width = max(len(k) for k in diag)
     for k, v in diag.items():
         print(f"  {k.ljust(width)}  {format(v, '.6g') if isinstance(v, float) else v}")
@@ -89,11 +107,14 @@ def _cmd_diagonalize(args: argparse.Namespace) -> int:
 # transfer
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    ns = _check_sizes(args.n)
+    ns = check_sizes(args.n)
     gamma = check_positive_float("--gamma", args.gamma)
     n_seeds = check_positive_int("--seeds", args.seeds)
+    if args.plot:
+        ensure_writable_file(args.plot, "--plot")
     seeds = list(range(args.seed, args.seed + n_seeds))
-    rows, panels = transfer_rows(_progress(ns, "transfer"), seeds, {"gamma": gamma, "ptd_seed": args.ptd_seed},
+    opts = _ptd_kwargs(args)
+    rows, panels = transfer_rows(_progress(ns, "transfer"), seeds, {"gamma": gamma, "ptd_seed": args.ptd_seed, **opts},
                                  curves=bool(args.plot))
     plot = None
     if args.plot:
@@ -102,10 +123,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         plot_transfer(panels, args.plot)
         plot = str(args.plot)
     if args.json:
-        _dump({"command": "transfer", "seeds": seeds, "gamma": gamma, "ptd_seed": args.ptd_seed, "rows": rows,
-               "plot": plot})
+        _dump({"command": "transfer", "seeds": seeds, "ptd": args.ptd, **opts, "gamma": gamma,
+               "ptd_seed": args.ptd_seed, "rows": rows, "plot": plot})
         return 0
-    print(f"S4D (Diag) and S4-PTD against S4 (DPLR); random unit-norm C, mean over seeds {seeds}")
+    print(f"S4D (Diag) and S4-PTD against S4 (DPLR); random unit-norm C, mean over seeds {seeds}; PTD {args.ptd}: "
+          f"objective {opts['objective']}, pairs {opts['pairs']}")
     print(_table(rows, [
         ("n", "n", "d"), ("spike_frequency", "w_max", ".2f"), ("sup_dplr", "sup|G_DPLR|", ".3g"),
         ("sup_diag_error", "sup|Diag-DPLR|", ".3g"), ("sup_ptd_error", "sup|PTD-DPLR|", ".3g"),
@@ -123,9 +145,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def _cmd_conditioning(args: argparse.Namespace) -> int:
-    ns = _check_sizes(args.n)
+    ns = check_sizes(args.n)
     gamma = check_positive_float("--gamma", args.gamma)
     trials = check_positive_int("--trials", args.trials)
+    if args.plot:
+        ensure_writable_file(args.plot, "--plot")
     rows = [conditioning_row(n, gamma=gamma, ptd_seed=args.ptd_seed, trials=trials)
             for n in _progress(ns, "conditioning")]
     plot = None
@@ -165,45 +189,76 @@ def _cmd_conditioning(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``analyze`` and its subcommands to the ``ptdssm`` parser."""
-    from ..theory.ptd import DEFAULT_GAMMA, DEFAULT_MAX_ITER
+    from ..theory.init import DEFAULT_PTD
+    from ..theory.ptd import DEFAULT_GAMMA, DEFAULT_MAX_ITER, DEFAULT_RESPONSE_WEIGHT, DEFAULT_SPECTRAL_ITER
 
     p = subparsers.add_parser("analyze", help="numerics of the paper: PTD, transfer functions, conditioning",
                               description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    sizes = f"(integers in 1..{MAX_N}; the cost grows like n^3)"
 
     def common(q: argparse.ArgumentParser, plot: bool) -> None:
         q.add_argument("--gamma", type=float, default=DEFAULT_GAMMA,
-                       help=f"PTD objective weight of ||E|| (> 0, default {DEFAULT_GAMMA:g})")
+                       help=f"weight of ||E|| in the PTD objective, > 0; larger gives a smaller perturbation and a "
+                            f"larger condition number (default {DEFAULT_GAMMA:g})")
         q.add_argument("--json", action="store_true",
-                       help="print one JSON document on stdout and nothing else")
+                       help="print one JSON document on stdout and nothing else (default: a text table)")
         if plot:
             q.add_argument("--plot", metavar="FILE",
-                           help="write a figure (format from the suffix, e.g. .png)")
+                           help="also write a figure to FILE, format from the suffix, e.g. .png (default: none)")
 
-    d = sub.add_parser("diagonalize", help="PTD of HiPPO-LegS of size n and its diagnostics")
-    d.add_argument("--n", type=int, required=True, help="state size (>= 1)")
-    d.add_argument("--method", choices=("optimized", "random"), default="optimized")
+    def ptd_choice(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--ptd", metavar="NAME", default="ptd",
+                       help=f"which decomposition, as the layers' init names it: ptd (the default PTD, now "
+                            f"{DEFAULT_PTD}), ptd-paper (the paper's objective kappa + gamma ||E||), ptd-paper-pairs "
+                            f"(same, conjugate pairs only), ptd-response (plus the relative state-response error, "
+                            f"conjugate pairs only) (default ptd)")
+        q.add_argument("--response-weight", type=float, default=DEFAULT_RESPONSE_WEIGHT,
+                       help=f"weight of the state-response error in the ptd-response objective, > 0 (default "
+                            f"{DEFAULT_RESPONSE_WEIGHT:g})")
+
+    d = sub.add_parser("diagonalize", help="PTD of HiPPO-LegS of size n and its diagnostics",
+                       description="Perturb-then-diagonalize HiPPO-LegS of size n and print the diagnostics "
+                                   "(condition number, perturbation size, backward error, ...). Results are cached "
+                                   "on disk ($PTDSSM_CACHE_DIR, default ~/.cache/ptdssm).")
+    d.add_argument("--n", type=int, required=True, help=f"state size n {sizes}; required")
+    d.add_argument("--method", choices=("optimized", "random"), default="optimized",
+                   help="optimized: minimize the PTD objective; random: a Gaussian E of relative size --epsilon "
+                        "(default optimized)")
     d.add_argument("--epsilon", type=float, default=0.03,
-                   help="relative size ||E||_2/||A||_2 of the random perturbation (method random)")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--stability", choices=("reflect", "clip"), default="reflect")
-    d.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER)
-    d.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
+                   help="relative size ||E||_2/||A||_2 of the random perturbation, method random only "
+                        "(default 0.03)")
+    d.add_argument("--seed", type=int, default=0, help="random seed of the perturbation (default 0)")
+    d.add_argument("--stability", choices=("reflect", "clip"), default="reflect",
+                   help="how eigenvalues with Re >= 0 are made stable: reflect (Re -> -|Re|) or clip "
+                        "(Re -> min(Re, -1e-4)) (default reflect)")
+    d.add_argument("--max-iter", type=int, default=None,
+                   help=f"iterations of the PTD optimization, >= 1 (default {DEFAULT_MAX_ITER} for ptd-paper, "
+                        f"{DEFAULT_SPECTRAL_ITER} for the conjugate-pairs and response decompositions)")
+    d.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the on-disk cache (default: cache on)")
     common(d, plot=False)
+    ptd_choice(d)
     d.set_defaults(func=_cmd_diagonalize)
 
-    t = sub.add_parser("transfer", help="sup and L2 errors of S4D and S4-PTD transfer functions against S4")
-    t.add_argument("--n", type=int, nargs="+", required=True, help="state sizes (>= 1)")
+    t = sub.add_parser("transfer", help="sup and L2 errors of S4D and S4-PTD transfer functions against S4",
+                       description="Transfer functions G(iw) of S4 (DPLR), S4D (diagonalized normal part) and "
+                                   "S4-PTD for each n: sup and L2 errors against S4, averaged over random C.")
+    t.add_argument("--n", type=int, nargs="+", required=True, help=f"state sizes {sizes}; required")
     t.add_argument("--seeds", type=int, default=1,
-                   help="number of random unit-norm C to average over (default 1)")
-    t.add_argument("--seed", type=int, default=0, help="first seed of C (seeds seed .. seed+K-1)")
-    t.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization")
+                   help="number of random unit-norm C to average over, >= 1 (default 1)")
+    t.add_argument("--seed", type=int, default=0, help="first seed of C: seeds S .. S+K-1 (default 0)")
+    t.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization (default 0)")
     common(t, plot=True)
+    ptd_choice(t)
     t.set_defaults(func=_cmd_transfer)
 
-    c = sub.add_parser("conditioning", help="kappa(V) of exact eig vs PTD vs random perturbation")
-    c.add_argument("--n", type=int, nargs="+", required=True, help="state sizes (>= 1)")
-    c.add_argument("--trials", type=int, default=5, help="random perturbations per n (median reported)")
-    c.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization")
+    c = sub.add_parser("conditioning", help="kappa(V) of exact eig vs PTD vs random perturbation",
+                       description="Condition number of the eigenvector matrix of HiPPO-LegS from a float64 eig, "
+                                   "of PTD, and of random perturbations of PTD's size, for each n.")
+    c.add_argument("--n", type=int, nargs="+", required=True, help=f"state sizes {sizes}; required")
+    c.add_argument("--trials", type=int, default=5,
+                   help="random perturbations per n, >= 1; the median is reported (default 5)")
+    c.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization (default 0)")
     common(c, plot=True)
     c.set_defaults(func=_cmd_conditioning)

@@ -1,4 +1,4 @@
-"""``ptdssm data``: generate offline data in the LRA release layouts, and check a data folder for a task.
+"""ptdssm data: generate offline data in the LRA release layouts, and check a data folder for a task.
 
 * ``ptdssm data generate listops --out DIR [--n N]`` writes ``DIR/listops-1000/basic_{train,val,test}.tsv``;
 * ``ptdssm data generate pathfinder --out DIR [--n N] [--resolution 32]`` writes
@@ -22,42 +22,59 @@ from typing import Any
 
 import yaml
 
+from .._checks import ensure_writable_dir
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="generate offline data (listops, pathfinder) or check a data folder",
-                              description=__doc__.splitlines()[0])
+                              description="Generate offline data in the LRA release layouts, or check a data "
+                                          "folder for a task.")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    g = sub.add_parser("generate", help="write generated data in the release layout",
+    g = sub.add_parser("generate", help="write generated ListOps or Pathfinder data in the release layout",
                        description="Generate a dataset with a seeded generator, in the layout of the LRA release "
-                                   "(so `ptdssm train --data-dir DIR` reads it like the real one).")
-    g.add_argument("kind", choices=("listops", "pathfinder"), help="what to generate")
-    g.add_argument("--out", required=True, metavar="DIR", help="output root (created)")
+                                   "(so ptdssm train --data-dir DIR reads it like the real one): "
+                                   "DIR/listops-1000/basic_{train,val,test}.tsv or "
+                                   "DIR/pathfinder<res>/curv_contour_length_<k>/{metadata,imgs}.")
+    g.add_argument("kind", choices=("listops", "pathfinder"), help="what to generate: listops or pathfinder")
+    g.add_argument("--out", required=True, metavar="DIR",
+                   help="output root, created if missing and checked writable before generating; required")
     g.add_argument("--n", type=int, default=None, metavar="N",
                    help="listops: training examples (default 2000); pathfinder: images (default 1000)")
-    g.add_argument("--n-val", type=int, default=None, metavar="N", help="listops: validation examples (n/10)")
-    g.add_argument("--n-test", type=int, default=None, metavar="N", help="listops: test examples (n/10)")
+    g.add_argument("--n-val", type=int, default=None, metavar="N",
+                   help="listops: validation examples (default n/10)")
+    g.add_argument("--n-test", type=int, default=None, metavar="N", help="listops: test examples (default n/10)")
     g.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    g.add_argument("--min-length", type=int, default=500, help="listops: keep lengths > this (default 500)")
-    g.add_argument("--max-length", type=int, default=2000, help="listops: keep lengths < this (default 2000)")
+    g.add_argument("--min-length", type=int, default=500,
+                   help="listops: keep examples longer than this, in tokens (default 500)")
+    g.add_argument("--max-length", type=int, default=2000,
+                   help="listops: keep examples shorter than this, in tokens (default 2000)")
     g.add_argument("--max-depth", type=int, default=10, help="listops: maximum tree depth (default 10)")
     g.add_argument("--max-args", type=int, default=10, help="listops: most arguments per operator (default 10)")
-    g.add_argument("--resolution", type=int, default=32, help="pathfinder: image size in px (default 32; 128 = Path-X)")
-    g.add_argument("--contour-length", type=int, default=14, help="pathfinder: paddles per target path (14 = hard)")
-    g.add_argument("--per-batch", type=int, default=1000, help="pathfinder: images per imgs/<k> folder")
-    g.add_argument("--json", action="store_true", help="print one JSON document (counts and statistics)")
+    g.add_argument("--resolution", type=int, default=32,
+                   help="pathfinder: image side in pixels, >= 16; 128 = Path-X (default 32)")
+    g.add_argument("--contour-length", type=int, default=14,
+                   help="pathfinder: paddles per target path; 14 = hard, the LRA setting (default 14)")
+    g.add_argument("--per-batch", type=int, default=1000,
+                   help="pathfinder: images per imgs/<k> folder and metadata file (default 1000)")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON document, counts and statistics (default: text lines)")
     g.set_defaults(func=run_generate)
 
     c = sub.add_parser("check", help="read a task's data and report what was found or what is missing",
                        description="Read the data of a task as training would (finding the release folder under "
-                                   "--data-dir, building vocabularies and the cache) and report it.")
+                                   "--data-dir, building vocabularies and the cache) and report the folder, split "
+                                   "sizes, labels and vocabulary, or which folder or file is missing (exit 2).")
     c.add_argument("--task", required=True, metavar="T",
-                   help="task name (listops, text, retrieval, image, ucr, arrays, csv, ..., or my_module:my_task)")
-    c.add_argument("--data-dir", metavar="D", default=None, help="data folder (default $PTDSSM_DATA_DIR)")
-    c.add_argument("--seq-len", type=int, default=None, metavar="L", help="data.seq_len")
+                   help="task name (listops, text, retrieval, image, ucr, arrays, csv, ..., or my_module:my_task); "
+                        "required")
+    c.add_argument("--data-dir", metavar="D", default=None,
+                   help="data folder, must exist (default: $PTDSSM_DATA_DIR, else the task's own)")
+    c.add_argument("--seq-len", type=int, default=None, metavar="L",
+                   help="sequence length in positions (config key data.seq_len; default: the task's)")
     c.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                   help="a task option (data.options), e.g. --option level=byte (repeatable)")
-    c.add_argument("--json", action="store_true", help="print one JSON document")
+                   help="a task option (data.options), e.g. --option level=byte (repeatable; default: none)")
+    c.add_argument("--json", action="store_true", help="print one JSON document (default: text lines)")
     c.set_defaults(func=run_check)
 
 
@@ -72,6 +89,7 @@ def run_generate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.n is not None and args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
+    ensure_writable_dir(args.out, "--out")
     if args.kind == "listops":
         from ..data.generators.listops import ListOpsParams, write_listops_release
 

@@ -1,4 +1,5 @@
-"""``ptdssm evaluate``: loss and accuracy (regression: MSE and MAE) of a checkpoint on a split of its task."""
+"""``ptdssm evaluate``: loss and accuracy (regression: MSE and MAE; language models: also bits per token) of a
+checkpoint on a split of its task."""
 
 from __future__ import annotations
 
@@ -8,24 +9,38 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from . import DEVICE_HELP
+
     p = subparsers.add_parser(
-        "evaluate", help="evaluate a checkpoint (accuracy and loss on a split)",
+        "evaluate", help="evaluate a checkpoint on a split of its task (accuracy and loss), optionally under noise",
         description="Rebuild the model and data of a checkpoint (last.pt or best.pt of a run directory) and report "
-                    "its loss and accuracy (regression tasks: MSE and MAE) on a split.")
-    p.add_argument("--checkpoint", required=True, metavar="C", help="checkpoint file, e.g. RUN/checkpoints/best.pt")
-    p.add_argument("--split", choices=("test", "val", "train"), default="test", help="split (default test)")
-    p.add_argument("--data-dir", metavar="D", help="data folder (overrides the one in the checkpoint's config)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="evaluation batch size")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:k] (default auto)")
+                    "its loss and accuracy (regression tasks: MSE and MAE; language models: also bits per token) "
+                    "on a split, clean or under one noise setting.")
+    p.add_argument("--checkpoint", required=True, metavar="C",
+                   help="checkpoint file, e.g. RUN/checkpoints/best.pt; required")
+    p.add_argument("--split", choices=("test", "val", "train"), default="test",
+                   help="split to evaluate: test, val or train (default test)")
+    p.add_argument("--data-dir", metavar="D",
+                   help="data folder, must exist (default: the one in the checkpoint's config)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="evaluation batch size in sequences, >= 1 (default: the checkpoint config's "
+                        "data.eval_batch_size, else data.batch_size)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--noise", choices=("layer", "sinusoid", "fourier", "gaussian"),
                    help="evaluate under noise: layer (the paper's a U cos(w dt_c k) at every LTI layer input), "
-                        "sinusoid, fourier (band-limited modes) or gaussian (added to the input)")
-    p.add_argument("--amplitude", type=float, default=0.1, metavar="A", help="noise amplitude (default 0.1)")
+                        "sinusoid, fourier (band-limited modes) or gaussian (added to the input) (default: none, "
+                        "clean)")
+    p.add_argument("--amplitude", type=float, default=0.1, metavar="A",
+                   help="noise amplitude a, > 0, in units of the noised input (fourier and gaussian: its RMS) "
+                        "(default 0.1)")
     p.add_argument("--frequency", type=float, metavar="W",
-                   help="layer: continuous frequency (e.g. 325.4); sinusoid: radians per sample")
-    p.add_argument("--modes", type=int, nargs="+", default=[], metavar="M", help="FFT bins for fourier noise")
-    p.add_argument("--noise-seed", type=int, default=0, metavar="S")
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+                   help="noise frequency, needed by layer and sinusoid: layer in continuous time (radians per unit "
+                        "of the layer's time, k dt_c; e.g. 325.4), sinusoid in radians per sample (default: none)")
+    p.add_argument("--modes", type=int, nargs="+", default=[], metavar="M",
+                   help="FFT bins m in 1..L/2 of fourier noise, needed by fourier (default: none)")
+    p.add_argument("--noise-seed", type=int, default=0, metavar="S", help="seed of the noise draws (default 0)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document on stdout (default: one line of text)")
     p.set_defaults(func=run)
 
 
@@ -48,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         under = f" under {noise.describe()} noise" if noise is not None else ""
         shown = (f"accuracy {res['acc']:.4f}" if "acc" in res else f"MSE {res['mse']:.4g}, MAE {res['mae']:.4g}")
+        if "bpb" in res:  # language models: bits per token (per byte with the byte tokenizer)
+            shown += f", {res['bpb']:.4f} bits per token"
         print(f"{res['model']} on {res['task']} (epoch {res['epoch']}){under}: {res['split']} {shown}, "
               f"loss {res['loss']:.4f}, n = {res['n']}")
     return 0

@@ -21,20 +21,26 @@ BYTE_VOCAB = 257  # 256 byte values shifted by one, and the padding id 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from . import DEVICE_HELP
+
     p = subparsers.add_parser(
         "generate", help="continue a text prompt with a byte-level language-model checkpoint",
         description="Load a checkpoint of a byte-level language model (head 'lm', 257 tokens: byte + 1, 0 = "
                     "padding), run the prompt in parallel, then sample new bytes one step at a time (the cost per "
                     "token does not grow with the context).")
-    p.add_argument("--checkpoint", required=True, metavar="C", help="checkpoint file, e.g. RUN/checkpoints/best.pt")
-    p.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue (UTF-8)")
-    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N", help="bytes to generate (default 200)")
+    p.add_argument("--checkpoint", required=True, metavar="C",
+                   help="checkpoint file, e.g. RUN/checkpoints/best.pt; required")
+    p.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue (UTF-8); required")
+    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
+                   help="bytes to generate, >= 0 (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T",
                    help="sampling temperature; 0 = greedy (default 1.0)")
-    p.add_argument("--top-k", type=int, metavar="K", help="sample among the K most likely bytes only")
+    p.add_argument("--top-k", type=int, metavar="K",
+                   help="sample among the K most likely bytes only, >= 1 (default: all 256)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the sampling (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:k] (default auto)")
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document on stdout (default: the text, timing on stderr)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +70,7 @@ def _check_byte_lm(path: str, model: Any, ckpt: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..experiments.distributed import resolve_device
     from ..experiments.evaluate import load_checkpoint
     from ..models import generate
 
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--temperature must be a finite number >= 0, got {args.temperature}")
     if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     model, _cfg, ckpt = load_checkpoint(args.checkpoint, device)
     _check_byte_lm(args.checkpoint, model, ckpt)
 

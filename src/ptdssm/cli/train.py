@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from .._checks import ensure_writable_dir
 from ..config import Config, apply_overrides, available_configs, load_config, load_recipe
 
 DEFAULT_MODEL = "s5-ptd"
@@ -42,31 +43,43 @@ class _FamilyNames:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a model (progress on stderr; run directory with metrics and checkpoints)",
+        "train", help="train a model and evaluate it on the test split (run directory with metrics, checkpoints)",
         description="Train a model from a packaged recipe (--task T --model M) or a YAML config (--config FILE), "
                     "evaluate it on the test split, and write the run directory (config.yaml, metrics.jsonl/csv, "
                     "checkpoints/last.pt every epoch and every train.checkpoint_every steps, best.pt, "
                     "results.json). --resume continues exactly where last.pt left off, also mid-epoch. "
-                    "Under torchrun it runs DDP.")
+                    "Under torchrun it runs DDP: data.batch_size is the global batch, split over the processes.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--config", metavar="FILE", help="YAML config file")
+    src.add_argument("--config", metavar="FILE",
+                     help="YAML config file (sections model, data, optim, train); no default: give --config or "
+                          "--task")
     src.add_argument("--task", metavar="T",
                      help="task name (fashion-mnist, mnist, digits, ...) or module:task (a task your module "
-                          "registers); uses the packaged recipe for task and model, else the generic default recipe")
+                          "registers); uses the packaged recipe for task and model, else the generic default "
+                          "recipe; no default: give --task or --config")
     p.add_argument("--model", metavar="M", choices=_FamilyNames(), default=None,
                    help=f"model family with --task: %(choices)s, or module:name for a family your module "
                         f"registers (default {DEFAULT_MODEL})")
-    p.add_argument("--epochs", type=int, metavar="N", help="number of epochs (train.epochs)")
-    p.add_argument("--out", metavar="DIR", help="run directory (train.out; default runs/<task>-<model>)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="training epochs, >= 1 (config key train.epochs; default: the recipe's)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory, created if missing and checked writable before any work (config key "
+                        "train.out; default runs/<task>-<model>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from checkpoints/last.pt (its config.yaml if no config given)")
-    p.add_argument("--data-dir", metavar="D", help="data folder (data.data_dir)")
-    p.add_argument("--seed", type=int, help="random seed (train.seed)")
+                   help="continue the run in --out from checkpoints/last.pt, with its config.yaml if no config "
+                        "is given (default: off; without it a folder that holds a run is refused)")
+    p.add_argument("--data-dir", metavar="D",
+                   help="data folder, must exist (config key data.data_dir; default: $PTDSSM_DATA_DIR, else the "
+                        "task's own, e.g. /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--seed", type=int, help="random seed (config key train.seed; default: the recipe's, 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.lr=3e-3 --set model.d_model=64 (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the final results as one JSON document on stdout")
-    p.add_argument("--list", action="store_true", help="list the packaged configs and exit")
+                   help="override a config key, e.g. --set optim.lr=3e-3 --set model.d_model=64 (repeatable; "
+                        "default: none)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: a bar on stderr)")
+    p.add_argument("--json", action="store_true",
+                   help="print the final results as one JSON document on stdout (default: log lines on stderr only)")
+    p.add_argument("--list", action="store_true", help="list the packaged configs and exit (default: off)")
     p.set_defaults(func=run)
 
 
@@ -100,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..experiments.train import train
 
+    if args.out is not None:  # before the config is resolved (the layer check may run a PTD solve)
+        ensure_writable_dir(args.out, "--out")
     cfg = resolve_config(args)
     result = train(cfg, resume=args.resume)
     if args.json and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 prints

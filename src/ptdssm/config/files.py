@@ -17,6 +17,7 @@ set.
 
 from __future__ import annotations
 
+import contextlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .layer import DEPRECATED_MODEL_KEYS, deprecation, migrate_model_dict
+from .layer import DEPRECATED_MODEL_KEYS, deferred_layer_values, deprecation, migrate_model_dict
 from .schema import Config, config_from_dict, config_to_dict
 
 __all__ = ["apply_overrides", "available_configs", "deep_merge", "default_config_path", "find_config", "load_config",
@@ -184,7 +185,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None =
     """
     data = read_config_dict(path)
     try:
-        cfg = config_from_dict(data)
+        # with overrides coming, the layer is built (values checked) once, for the final config only
+        with deferred_layer_values() if overrides else contextlib.nullcontext():
+            cfg = config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return apply_overrides(cfg, overrides) if overrides else cfg
@@ -230,5 +233,6 @@ def find_config(task: str, model: str) -> Path:
 def load_recipe(task: str, model: str, overrides: dict[str, Any] | list[str] | None = None) -> Config:
     """The config of :func:`find_config`'s recipe with ``data.task = task`` and ``model.name = model`` set (they only
     change the generic recipe), then ``overrides`` (as :func:`load_config`)."""
-    cfg = apply_overrides(load_config(find_config(task, model)), {"data.task": task, "model.name": model})
-    return apply_overrides(cfg, overrides) if overrides else cfg
+    if isinstance(overrides, list):
+        overrides = dict(parse_override(o) for o in overrides)
+    return load_config(find_config(task, model), {"data.task": task, "model.name": model, **(overrides or {})})

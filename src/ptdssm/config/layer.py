@@ -14,8 +14,11 @@ still load: :func:`migrate_model_dict` moves them into ``model.layer`` with one 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import typing
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError
@@ -122,6 +125,19 @@ def check_layer_options(name: str, options: Any) -> dict[str, Any]:
 
 
 _VALID: set[str] = set()  # layers already built on the meta device (a config is validated after every override)
+_DEFERRED = contextvars.ContextVar("ptdssm_defer_layer_values", default=False)
+
+
+@contextlib.contextmanager
+def deferred_layer_values() -> Iterator[None]:
+    """Skip :func:`check_layer_values` inside the block: a config file about to get ``--set`` overrides is checked
+    for its keys and cheap values, and the layer build (which may run a PTD solve of the file's state size) waits
+    for the final config."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 def check_layer_values(name: str, d_model: int, options: dict[str, Any]) -> None:
@@ -134,6 +150,8 @@ def check_layer_values(name: str, d_model: int, options: dict[str, Any]) -> None
     """
     from ..layers.registry import build_checked, get_family
 
+    if _DEFERRED.get():
+        return
     family = get_family(name)
     key = repr((family, d_model, sorted(options.items())))
     if key in _VALID:

@@ -12,6 +12,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from .._checks import parse_device
 from ..errors import ConfigError
 from ._types import check_min, check_range, coerce
 from .layer import (
@@ -179,8 +180,7 @@ class TrainConfig:
         for key in ("max_steps_per_epoch", "checkpoint_every"):
             if getattr(self, key) is not None:
                 check_min(f"train.{key}", getattr(self, key), 1)
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ConfigError(f"config key 'train.device' must be auto, cpu or cuda[:k], got {self.device!r}")
+        parse_device(self.device, "config key 'train.device'")
 
 
 @dataclass

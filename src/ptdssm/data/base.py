@@ -60,8 +60,10 @@ declares a ``ptdssm.tasks`` entry point (see :mod:`ptdssm.data.registry`). Label
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,7 +71,8 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["BYTE_VOCAB_SIZE", "HEADS", "IGNORE_INDEX", "LOSSES", "TOKENIZERS", "ArrayDataset", "TaskData", "TaskInfo",
-           "collate", "collate_targets", "decode_bytes", "encode_bytes", "seeded_split", "seeded_subset"]
+           "collate", "collate_targets", "decode_bytes", "decode_utf8", "encode_bytes", "read_utf8", "seeded_split",
+           "seeded_subset"]
 
 #: Class target of unscored positions (``torch.nn.functional.cross_entropy``'s default ``ignore_index``).
 IGNORE_INDEX = -100
@@ -304,9 +307,30 @@ def get_options(cfg: Any, task: str, defaults: dict[str, Any]) -> dict[str, Any]
     given = dict(getattr(cfg, "options", None) or {})
     unknown = sorted(set(given) - set(defaults))
     if unknown:
+        valid = f"valid options: {', '.join(sorted(defaults))}" if defaults else "it takes no options"
         raise DataError(f"unknown option(s) data.options.{', data.options.'.join(unknown)} for task {task!r}; "
-                        f"valid options: {', '.join(sorted(defaults))}")
+                        f"{valid}")
     return {**defaults, **given}
+
+def decode_utf8(raw: bytes, path: str | os.PathLike[str]) -> str:
+    """UTF-8 text of a file's bytes; a one-line :class:`~ptdssm.errors.DataError` naming the file, the line and the
+    first bad byte otherwise. Every reader of text files decodes here."""
+    from ..errors import DataError
+
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {column}, offset "
+                        f"{exc.start}); a damaged file, or another encoding (convert it, e.g. iconv -f latin1 -t "
+                        f"utf-8)") from None
+
+
+def read_utf8(path: str | os.PathLike[str]) -> str:
+    """The text of the file ``path``, read with :func:`decode_utf8`."""
+    return decode_utf8(Path(path).read_bytes(), path)
+
 
 TaskBuilder = Callable[[Any], TaskData]
 TaskInfoFn = Callable[[Any], TaskInfo]

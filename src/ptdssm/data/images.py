@@ -3,7 +3,8 @@
 * :func:`read_idx` reads one IDX file (gzip or raw, detected from the content), checking the magic number, the
   dimensions and the size.
 * ``fashion-mnist``: the Debian package ``dataset-fashion-mnist`` installs the four IDX files under
-  ``/usr/share/datasets/fashion-mnist``; ``data_dir`` (or ``$PTDSSM_DATA_DIR``) overrides it.
+  ``/usr/share/datasets/fashion-mnist``; ``data_dir`` replaces it (only ``data_dir`` and ``data_dir/fashion-mnist``
+  are searched then: no silent fallback), ``$PTDSSM_DATA_DIR`` is searched before it.
 * ``mnist`` / ``psmnist``: the same reader on MNIST files the user has (``data_dir``, also ``MNIST/raw/`` below it).
   ``psmnist`` (or ``data.permute: true``) applies the bit-reversal permutation (S4's ``bitreversal_permutation``).
 * ``digits``: scikit-learn's 1,797 8x8 digits (length 64), for runs of seconds.
@@ -25,7 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .base import TaskData, TaskInfo, seeded_split, seeded_subset
+from ..errors import DataError
+from .base import TaskData, TaskInfo, get_options, seeded_split, seeded_subset
 from .registry import register_task
 
 __all__ = [
@@ -238,11 +240,13 @@ def _image_task_data(info: TaskInfo, cfg: Any, train: tuple[np.ndarray, np.ndarr
 
 
 def _roots(cfg: Any, default: Path | None, sub: str) -> list[Path]:
-    """Folders to search: data_dir (and data_dir/sub), $PTDSSM_DATA_DIR/sub, then the default folder."""
-    roots: list[Path] = []
+    """Folders to search: ``data_dir`` and ``data_dir/sub`` when a data folder is given (and nothing else: a folder
+    without the files is an error, never a silent fallback); else ``$PTDSSM_DATA_DIR/sub``,
+    ``$PTDSSM_DATA_DIR``, then the default folder."""
     if cfg.data_dir:
         d = Path(cfg.data_dir).expanduser()
-        roots += [d, d / sub]
+        return [d, d / sub]
+    roots: list[Path] = []
     env = os.environ.get(_ENV)
     if env:
         roots += [Path(env) / sub, Path(env)]
@@ -253,6 +257,7 @@ def _roots(cfg: Any, default: Path | None, sub: str) -> list[Path]:
 
 def _idx_task(name: str, default_dir: Path | None, sub: str, description: str, force_permute: bool) -> None:
     def info(cfg: Any) -> TaskInfo:
+        get_options(cfg, name, {})  # no options: any data.options key is an error naming it
         return TaskInfo(name, n_classes=10, seq_len=cfg.seq_len or 784, d_input=1, description=description)
 
     def build(cfg: Any) -> TaskData:
@@ -260,9 +265,15 @@ def _idx_task(name: str, default_dir: Path | None, sub: str, description: str, f
         if inf.seq_len != 784:
             _layout(np.zeros((1, 28, 28), np.uint8), inf.seq_len)  # validate the layout before reading
         roots = _roots(cfg, default_dir, sub)
-        train = load_idx_pair(*find_idx_files(roots, "train"))
-        test = load_idx_pair(*find_idx_files(roots, "test"))
-        return _image_task_data(inf, cfg, train, test, scale=255.0, permute=force_permute or cfg.permute)
+        try:
+            files = {split: find_idx_files(roots, split) for split in ("train", "test")}
+        except FileNotFoundError as exc:
+            hint = f" (without --data-dir, task {name!r} reads {default_dir})" if cfg.data_dir and default_dir else ""
+            raise type(exc)(f"{exc}{hint}") from None
+        train, test = (load_idx_pair(*files[split]) for split in ("train", "test"))
+        data = _image_task_data(inf, cfg, train, test, scale=255.0, permute=force_permute or cfg.permute)
+        data.extras["folder"] = str(files["train"][0].parent)
+        return data
 
     register_task(name, info=info, build=build, description=description)
 
@@ -273,7 +284,11 @@ _idx_task("mnist", None, "mnist", "sequential MNIST from your IDX files (data_di
 _idx_task("psmnist", None, "mnist", "permuted sequential MNIST (bit-reversal permutation) from your IDX files", True)
 
 
+_DIGITS_OPTIONS = {"test_fraction": 0.2}
+
+
 def _digits_info(cfg: Any) -> TaskInfo:
+    get_options(cfg, "digits", _DIGITS_OPTIONS)
     return TaskInfo("digits", n_classes=10, seq_len=cfg.seq_len or 64, d_input=1,
                     description="scikit-learn 8x8 digits (1,797 images), length 64")
 
@@ -289,7 +304,9 @@ def _digits_build(cfg: Any) -> TaskData:
     d = load_digits()
     pixels = d.data.astype(np.uint8)  # (1797, 64), gray levels 0..16
     labels = d.target.astype(np.int64)
-    test_fraction = float(cfg.options.get("test_fraction", 0.2))
+    test_fraction = float(get_options(cfg, "digits", _DIGITS_OPTIONS)["test_fraction"])
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"data.options.test_fraction for task 'digits' must be in (0, 1), got {test_fraction}")
     return _image_task_data(info, cfg, (pixels, labels), None, scale=16.0, permute=cfg.permute,
                             test_fraction=test_fraction)
 

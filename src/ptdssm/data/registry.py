@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._plugins import import_user_module, load_entry_points, one_line
@@ -148,5 +149,13 @@ def task_info(cfg: Any) -> TaskInfo:
 
 
 def build_task(cfg: Any) -> TaskData:
-    """Read the data of ``cfg.task`` (a :class:`ptdssm.config.DataConfig`)."""
-    return get_task(cfg.task).build(cfg)
+    """Read the data of ``cfg.task`` (a :class:`ptdssm.config.DataConfig`).
+
+    A ``data_dir`` that is given but does not exist is refused here, for every task, before its reader runs (a
+    reader never falls back to other data when the folder named is missing).
+    """
+    task = get_task(cfg.task)
+    data_dir = getattr(cfg, "data_dir", None)
+    if data_dir and not Path(str(data_dir)).expanduser().exists():
+        raise DataError(f"data folder {data_dir} (--data-dir, config key data.data_dir) does not exist")
+    return task.build(cfg)

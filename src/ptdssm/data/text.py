@@ -65,7 +65,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .base import BYTE_VOCAB_SIZE, IGNORE_INDEX, TaskData, TaskInfo, get_options, seeded_subset
+from .base import BYTE_VOCAB_SIZE, IGNORE_INDEX, TaskData, TaskInfo, decode_utf8, get_options, seeded_subset
 from .registry import register_task
 
 __all__ = ["DEFAULT_FORTUNES_DIR", "ENTRY_SEPARATOR", "ByteWindows", "aligned_starts", "fortune_files",
@@ -130,16 +130,6 @@ def _resolve(cfg: Any, o: dict[str, Any], fallback: str | None) -> Path | None:
 # ------------------------------------------------------------------------------------------------ reading text
 
 
-def _decode(raw: bytes, path: Path) -> str:
-    """UTF-8 text of a file's bytes; a :class:`DataError` naming the file and line of the first bad byte."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                        f"convert it, e.g. iconv -f latin1 -t utf-8") from exc
-
-
 def _is_text(path: Path) -> bool:
     raw = path.read_bytes()
     if b"\x00" in raw:
@@ -168,7 +158,7 @@ def fortune_files(folder: str | Path, names: list[str] | None = None) -> tuple[l
                 have = ", ".join(q.name for q in fortune_files(folder)[0][:50])
                 raise DataError(f"task 'fortunes': data.options.files names {name!r} but {p} is not a file "
                                 f"(databases in {folder}: {have or 'none'})")
-            _decode(p.read_bytes(), p)  # one line naming the file and line if it is not UTF-8
+            decode_utf8(p.read_bytes(), p)  # one line naming the file and line if it is not UTF-8
             out.append(p)
         return out, []
     keep, skipped = [], []
@@ -189,7 +179,7 @@ def fortune_files(folder: str | Path, names: list[str] | None = None) -> tuple[l
 def read_fortune_entries(path: str | Path, overstrike: str = "strip") -> list[bytes]:
     """The entries of one fortune database, as UTF-8 bytes, in file order (module docstring)."""
     path = Path(path)
-    text = _decode(path.read_bytes(), path).replace("\r\n", "\n")
+    text = decode_utf8(path.read_bytes(), path).replace("\r\n", "\n")
     entries, lines = [], []
     for line in text.split("\n") + ["%"]:  # a final separator closes the last entry
         if line != "%":
@@ -346,7 +336,7 @@ def text_bytes_build(cfg: Any) -> TaskData:
     chunks, sizes = [], {}
     for p in files:
         raw = p.read_bytes()
-        _decode(raw, p)
+        decode_utf8(raw, p)
         if raw and not raw.endswith(b"\n"):
             raw += b"\n"
         chunks.append(raw)

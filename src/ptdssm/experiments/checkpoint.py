@@ -36,21 +36,19 @@ Version 1 (ptdssm before checkpoint_every) is still read: it has no ``kind``, ``
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import pickle
-import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 __all__ = ["CHECKPOINT_VERSION", "READABLE_VERSIONS", "atomic_save", "atomic_write_text", "best_payload",
-           "last_payload", "read_checkpoint"]
+           "checkpoint_contents", "last_payload", "read_checkpoint"]
 
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -121,6 +119,30 @@ def _upgrade_v1(ckpt: dict) -> dict:
     return ckpt
 
 
+def _reason(exc: BaseException, limit: int = 160) -> str:
+    """``"Type: first line of the message"``, cut to ``limit`` characters (torch's messages run to paragraphs)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def checkpoint_contents(path: str | os.PathLike[str], what: str = "its contents") -> Iterator[None]:
+    """Apply what a checkpoint holds (weights, optimizer and scheduler states, RNG states, counters) inside this
+    block: any error on the way becomes one :class:`CheckpointError` naming the file. ``ptdssm evaluate`` (loading
+    a model) and ``ptdssm train --resume`` (restoring a run) share it, so a damaged or foreign file reads the same
+    everywhere. Config and checkpoint errors raised inside pass through unchanged (they already name the key or
+    file)."""
+    try:
+        yield
+    except (CheckpointError, ConfigError):
+        raise
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: {what} do not fit ({_reason(exc)}); a damaged file, or one written by "
+                              f"another model or version?") from None
+
+
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
                     resume: bool = False, required: Sequence[str] = ()) -> dict[str, Any]:
     """Load and check a checkpoint.
@@ -143,11 +165,9 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, ModuleNotFoundError, io.UnsupportedOperation) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - whatever unpickling a damaged file raises (even MemoryError, TypeError)
         raise CheckpointError(f"{path}: not a readable ptdssm checkpoint (truncated or foreign file: "
-                              f"{type(exc).__name__}: {reason})") from None
+                              f"{_reason(exc)})") from None
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a ptdssm checkpoint (missing config or model state)")
     version = ckpt.get("version")

@@ -15,9 +15,39 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .._checks import parse_device
 from ..errors import ConfigError
 
-__all__ = ["any_rank", "dist_setup", "gather_objects", "rng_state", "seed_all", "set_rng_state", "unwrap"]
+__all__ = ["any_rank", "dist_setup", "gather_objects", "resolve_device", "rng_state", "seed_all", "set_rng_state",
+           "unwrap"]
+
+
+def resolve_device(spec: object, what: str = "--device", *, local_rank: int = 0) -> torch.device:
+    """The device a ``--device`` / ``train.device`` value names, checked before anything is loaded onto it.
+
+    ``auto``: ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; ``cpu``; ``cuda`` (``cuda:<local_rank>``,
+    the process's own GPU under torchrun) or ``cuda:k``. Every command that takes a device resolves it here.
+
+    Raises:
+        ConfigError: one line naming ``what``: an unknown value, CUDA asked for where PyTorch sees none (a CPU
+            build, or no driver), or a GPU index beyond the ones present.
+    """
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    kind, index = parse_device(spec, what)
+    if kind == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    index = local_rank if index is None else index
+    if not torch.cuda.is_available():
+        build = "a CPU-only build of PyTorch" if torch.version.cuda is None else "no CUDA device or driver found"
+        raise ConfigError(f"{what} {spec!r} asks for CUDA, but CUDA is unavailable here ({build}, torch "
+                          f"{torch.__version__}); use cpu or auto")
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"{what} {spec!r}: there is no GPU {index} (this machine has "
+                          f"{torch.cuda.device_count()})")
+    return torch.device(f"cuda:{index}")
 
 
 def dist_setup(device_pref: str) -> tuple[int, int, int, torch.device, bool]:
@@ -28,14 +58,7 @@ def dist_setup(device_pref: str) -> tuple[int, int, int, torch.device, bool]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_pref == "auto":
-        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    elif device_pref == "cuda":
-        device = torch.device(f"cuda:{local}")
-    else:
-        device = torch.device(device_pref)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'train.device' asks for CUDA but no CUDA device is available")
+    device = resolve_device(device_pref, "config key 'train.device'", local_rank=local)
     initialized = False
     if world > 1 and not dist.is_initialized():
         if device.type == "cuda":

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import Config, config_from_dict
 from ..data import build_task, collate
-from ..errors import CheckpointError
 from ..models import build_model
-from .checkpoint import read_checkpoint
+from .checkpoint import checkpoint_contents, read_checkpoint
+from .distributed import resolve_device
 from .noise import InputNoise, NoiseSpec, layer_noise
 from .objective import Objective
 
@@ -129,14 +129,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     Raises:
         CheckpointError: missing, truncated or foreign file, unknown schema version, or weights that do not fit.
     """
+    device = resolve_device(device)
     ckpt = read_checkpoint(path, device)
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg.model, checkpoint_task_info(ckpt, cfg))
-    try:
+    with checkpoint_contents(path, "its config and weights"):
+        cfg = config_from_dict(ckpt["config"])
+        model = build_model(cfg.model, checkpoint_task_info(ckpt, cfg))
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: its weights do not fit the model its config builds "
-                              f"({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
     return model, cfg, ckpt
 
@@ -151,7 +149,7 @@ def prepare_checkpoint(path: str | Path, *, split: str = "test", data_dir: str |
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"unknown split {split!r}; expected train, val or test")
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    dev = resolve_device(device)
     model, cfg, ckpt = load_checkpoint(path, dev)
     if data_dir is not None:
         cfg.data.data_dir = data_dir

@@ -14,11 +14,31 @@ import numpy as np
 
 from ..theory.transfer import PaperSystems
 
-__all__ = ["FLOAT64_EIG_SATURATION", "conditioning_row", "conditioning_series", "eigenvector_condition",
-           "finite_or_none", "random_kappas",
-           "kappa_vs_perturbation", "transfer_rows"]
+__all__ = ["FLOAT64_EIG_SATURATION", "MAX_N", "check_sizes", "conditioning_row", "conditioning_series",
+           "eigenvector_condition", "finite_or_none", "random_kappas", "kappa_vs_perturbation", "transfer_rows"]
 
 FLOAT64_EIG_SATURATION = 1e15  # kappa above ~1/eps(float64) = 4.5e15 is not resolved by a float64 eig
+
+#: Largest state size the analyses take. The PTD solve costs O(n^3) per iteration, up to 2000 iterations: measured
+#: on the project's 2-core VM, ~40 s at n = 128 and ~4 CPU-minutes (11 min wall on a loaded machine) at n = 256; n =
+#: 512 is hours, and n = 100000 would need 75 GiB for one float64 matrix.
+MAX_N = 512
+
+
+def check_sizes(ns: Iterable[object], what: str = "--n") -> list[int]:
+    """The state sizes ``ns`` as ints, each in ``1 .. MAX_N``; a one-line ``ValueError`` naming ``what`` otherwise
+    (``ptdssm analyze`` and ``ptdssm reproduce`` check here, before any work)."""
+    from .._checks import check_positive_int
+
+    out = [check_positive_int(what, n) for n in ns]
+    if not out:
+        raise ValueError(f"{what} needs at least one state size")
+    big = [n for n in out if n > MAX_N]
+    if big:
+        raise ValueError(f"{what} {big[0]} is above the limit {MAX_N}: the PTD solve costs O(n^3) per iteration "
+                         f"(n = 128 takes ~40 s, n = 256 ~4 CPU-minutes), so n = {big[0]} would run for hours or "
+                         f"exhaust memory")
+    return out
 
 
 def finite_or_none(x: float | None) -> float | None:

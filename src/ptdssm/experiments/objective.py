@@ -22,7 +22,8 @@ byte) it is bits per byte, the usual figure for character-level language models.
 ``stats`` returns float64 sums ``[loss_sum, correct_or_sq_err, abs_err, count]`` that add across batches and
 processes (``all_reduce``); ``summarize`` turns them into means. ``score`` orders validation results for the best
 checkpoint: larger is better; cross-entropy tasks rank by ``(acc, -loss)`` (a tie in accuracy, common on small
-validation sets, goes to the lower loss), regression tasks by ``(-loss,)``; ``is_better`` never takes an empty
+validation sets, goes to the lower loss), regression and language-model tasks by ``(-loss,)`` (the held-out
+cross-entropy, i.e. bits per byte, is what an LM is judged by); ``is_better`` never takes an empty
 split or NaN metrics as an improvement.
 """
 
@@ -113,7 +114,7 @@ class Objective:
         def neg(v: float) -> float:
             return -math.inf if math.isnan(v) else -v
 
-        if self.regression:
+        if self.regression or self.lm:  # an LM is judged by its loss (bits per byte), not next-token accuracy
             return (neg(float(metrics["loss"])),)
         acc = float(metrics["acc"])
         return (-math.inf if math.isnan(acc) else acc, neg(float(metrics["loss"])))

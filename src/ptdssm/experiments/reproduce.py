@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._checks import ensure_writable_dir
 from ..config import load_config
 from ..errors import ConfigError
 from .checkpoint import atomic_write_text
@@ -103,7 +104,7 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     from .train import train
 
     models = check_robustness_models(models)
-    out = Path(out_dir)
+    out = ensure_writable_dir(out_dir, "report folder (--out)")
     base = robustness_config(config)
     summary: dict[str, Any] = {"config": str(base), "overrides": list(overrides), "seed": seed, "models": {}}
     spike = None
@@ -191,13 +192,13 @@ def reproduce_numerics(what: str, ns: Sequence[int], out_dir: str | os.PathLike[
     Writes ``report.md``, ``results.json`` and PNG figures to ``out_dir``.
     """
     from .. import plots as P
-    from .numerics import conditioning_row, conditioning_series, kappa_vs_perturbation, transfer_rows
+    from .numerics import check_sizes, conditioning_row, conditioning_series, kappa_vs_perturbation, transfer_rows
 
     if what not in ("transfer", "conditioning"):
         raise ValueError(f"unknown reproduction {what!r}; expected transfer or conditioning")
-    out = Path(out_dir)
+    ns = check_sizes(ns)
+    out = ensure_writable_dir(out_dir, "report folder (--out)")
     out.mkdir(parents=True, exist_ok=True)
-    ns = [int(n) for n in ns]
     it: Any = ns
     if progress:
         from tqdm.auto import tqdm

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_write_text
-from .evaluate import checkpoint_objective, evaluate_with_noise, prepare_checkpoint
-from .noise import PAPER_FREQUENCY, NoiseSpec, lti_layers
+from .evaluate import checkpoint_objective, checkpoint_task_info, evaluate_with_noise, prepare_checkpoint
+from .noise import NOISE_KINDS, PAPER_FREQUENCY, NoiseSpec, lti_layers
 
 __all__ = ["DEFAULT_AMPLITUDES", "layer_frequency_response", "spike_frequencies",
            "default_frequencies", "robustness_sweep", "write_sweep_report"]
@@ -80,27 +80,37 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
                      progress: bool = True) -> dict[str, Any]:
     """Evaluate ``checkpoint`` clean and under ``kind`` noise at every (frequency, amplitude) of the grid.
 
-    ``kind`` is ``layer`` (frequency: continuous) or ``sinusoid`` (frequency: radians per sample); for ``gaussian``
-    only the amplitudes are swept. ``subset`` evaluates a seeded subset of the split.
+    ``kind`` is ``layer`` (frequency: continuous), ``sinusoid`` (frequency: radians per sample) or ``fourier``
+    (frequency: the FFT bin ``m`` in ``1 .. L/2`` of one Fourier mode, :class:`~ptdssm.experiments.noise.InputNoise`);
+    for ``gaussian`` only the amplitudes are swept. ``subset`` evaluates a seeded subset of the split.
 
     Returns:
         ``{"checkpoint", "task", "model", "split", "n", "kind", "clean": {...}, "spikes": [...], "rows": [...]}``
         where each row is ``{"frequency", "amplitude", "acc", "loss"}``.
     """
-    if kind not in ("layer", "sinusoid", "gaussian"):
-        raise ValueError(f"unknown noise kind {kind!r} for a sweep; expected layer, sinusoid or gaussian")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise kind {kind!r} for a sweep; expected one of {', '.join(NOISE_KINDS)}")
+    if kind == "fourier" and frequencies is not None and any(f != int(f) or f < 1 for f in frequencies):
+        raise ValueError(f"fourier sweeps take FFT bins (integers >= 1) as frequencies, got {list(frequencies)}")
     model, cfg, ckpt, loader, dev = prepare_checkpoint(checkpoint, split=split, data_dir=data_dir,
                                                        batch_size=batch_size, device=device, subset=subset)
     objective = checkpoint_objective(ckpt, cfg)
     if objective.regression:
         raise ValueError(f"robustness sweeps report accuracy; checkpoint {checkpoint} is of a regression task")
     amps = list(amplitudes) if amplitudes is not None else list(DEFAULT_AMPLITUDES)
+    length = checkpoint_task_info(ckpt, cfg).seq_len
+    half = length // 2
+    if kind == "fourier" and frequencies is not None and max(frequencies) > half:
+        raise ValueError(f"fourier sweep: FFT bin {max(frequencies):g} exceeds the Nyquist bin {half} of this task's "
+                         f"length {length}")
     if kind == "gaussian":
         freqs: list[float | None] = [None]
     elif frequencies is not None:
         freqs = [float(f) for f in frequencies]
     elif kind == "layer":
         freqs = list(default_frequencies(model))
+    elif kind == "fourier":  # FFT bins spread over 1 .. L/2 (the Nyquist bin)
+        freqs = [float(m) for m in sorted({max(1, round(half * f)) for f in (1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0)})]
     else:  # discrete frequencies (radians per sample) spread over (0, pi]
         freqs = [math.pi * f for f in (1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0)]
     settings = [(f, a) for f in freqs for a in amps]
@@ -115,7 +125,8 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         if bar is not None:
             bar.update(1)
             bar.set_postfix(w=f, a=a)
-        spec = NoiseSpec(kind, amplitude=a, frequency=f, seed=seed)
+        spec = (NoiseSpec(kind, amplitude=a, modes=(int(f),), seed=seed) if kind == "fourier"  # type: ignore[arg-type]
+                else NoiseSpec(kind, amplitude=a, frequency=f, seed=seed))
         m = evaluate_with_noise(model, loader, dev, spec, precision=cfg.train.precision, objective=objective)
         rows.append({"frequency": f, "amplitude": a, "acc": m["acc"], "loss": m["loss"]})
     if bar is not None:

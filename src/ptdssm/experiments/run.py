@@ -1,40 +1,69 @@
 """The objects of a training run: :class:`Run` (what :func:`~ptdssm.experiments.train.setup` builds, fixed for the
-run), :class:`TrainState` (what changes, all of it saved in ``last.pt``), and :class:`EpochSampler` (the data order,
-a function of the seed and the epoch only, that a mid-epoch resume starts ``k`` batches in).
+run), :class:`TrainState` (what changes, all of it saved in ``last.pt``), and :class:`EpochBatchSampler` (the data
+order, a function of the seed and the epoch only, that a mid-epoch resume starts ``k`` batches in).
 """
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from ..config import Config
 from .metrics_log import MetricsLog
 from .objective import Objective
 
-__all__ = ["EpochSampler", "Run", "TrainState"]
+__all__ = ["EpochBatchSampler", "Run", "TrainState"]
 
 
-class EpochSampler(DistributedSampler):
-    """A ``DistributedSampler`` (order from ``seed`` and the epoch only) that can start ``skip`` indices in."""
+class EpochBatchSampler(Sampler[list[int]]):
+    """This process's part of each global batch of an epoch; the order is a function of ``seed`` and the epoch only,
+    and a mid-epoch resume starts ``skip`` batches in.
 
-    skip = 0
+    Epoch ``e`` shuffles ``range(n)`` with ``torch.randperm(n, generator=manual_seed(seed + e))`` (as
+    ``DistributedSampler`` does), keeps the first ``n - n % world`` indices, and cuts them into global batches of
+    ``batch_size`` (``data.batch_size``); the last one may be smaller (under torchrun, one smaller than ``world`` is
+    dropped). Process ``rank`` takes positions ``rank, rank + world, ...`` of each global batch: ``batch_size //
+    world`` examples, one more on the first ``batch_size % world`` processes. With one process this is plain
+    shuffled batching; when ``world`` divides ``batch_size`` it equals ``DistributedSampler`` with per-process
+    batches of ``batch_size // world``. :meth:`weight` is the factor on this process's mean loss that makes every
+    sequence of the global batch count equally after DDP averages the gradients over processes.
+    """
 
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:  # type: ignore[override]
-        super().set_epoch(epoch)
-        self.skip = skip
+    def __init__(self, n: int, batch_size: int, *, world: int = 1, rank: int = 0, seed: int = 0) -> None:
+        if batch_size < world:
+            raise ValueError(f"batch_size ({batch_size}) must be at least the number of processes ({world})")
+        self.n, self.batch_size, self.world, self.rank, self.seed = int(n), int(batch_size), world, rank, seed
+        self.epoch = self.skip = 0
+        total = self.n - self.n % world
+        self.sizes = [min(batch_size, total - start) for start in range(0, total, batch_size)]
+        if world > 1 and self.sizes and self.sizes[-1] < world:
+            self.sizes.pop()
 
-    def __iter__(self):
-        return itertools.islice(super().__iter__(), self.skip, None)
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Order of epoch ``epoch``, starting after ``skip`` global batches."""
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        for i in range(self.skip, len(self.sizes)):
+            start = i * self.batch_size
+            yield perm[start + self.rank : start + self.sizes[i] : self.world]
 
     def __len__(self) -> int:
-        return max(0, super().__len__() - self.skip)
+        return max(0, len(self.sizes) - self.skip)
+
+    def weight(self, step: int) -> float:
+        """``world * b / size`` for global batch ``step`` of the epoch (``b``: this process's share of its ``size``
+        examples); 1.0 whenever the processes' shares are equal."""
+        size = self.sizes[step]
+        share = len(range(self.rank, size, self.world))
+        return 1.0 if share * self.world == size else self.world * share / size
 
 
 @dataclass
@@ -52,7 +81,7 @@ class Run:
     net: nn.Module  # what the loop calls: DDP(model) under torchrun, else model
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    sampler: EpochSampler
+    sampler: EpochBatchSampler
     loader: DataLoader
     loader_gen: torch.Generator
     steps_per_epoch: int

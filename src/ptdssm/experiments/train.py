@@ -30,7 +30,10 @@ sampler ``k`` batches in and skips exactly the batches already done (exact with 
 that draw no randomness of their own).
 
 **Distributed**: under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (gloo on CPU, nccl on CUDA);
-``data.batch_size`` is the global batch, split evenly across processes; rank 0 logs and writes checkpoints.
+``data.batch_size`` is the global batch, split over the processes (process ``r`` takes every ``world``-th example
+of it from position ``r``: ``batch_size // world`` examples, one more on the first ``batch_size % world``; each
+process's loss is weighted by its share so that every sequence counts equally, :class:`EpochBatchSampler`); rank 0
+logs and writes checkpoints.
 
 A NaN or inf loss or gradient norm, or a layer's :class:`~ptdssm.errors.NonFiniteError`, stops the run with
 :class:`~ptdssm.errors.TrainingDiverged`; the last checkpoint written is the last good one.
@@ -52,17 +55,25 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .._checks import ensure_writable_dir
 from ..config import Config, config_from_dict, config_to_dict
 from ..data import build_task, collate
 from ..errors import CheckpointError, ConfigError, DataError, NonFiniteError, TrainingDiverged
 from ..models import build_model
-from .checkpoint import atomic_save, atomic_write_text, best_payload, last_payload, read_checkpoint
+from .checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    best_payload,
+    checkpoint_contents,
+    last_payload,
+    read_checkpoint,
+)
 from .distributed import any_rank, dist_setup, gather_objects, rng_state, seed_all, set_rng_state
 from .evaluate import evaluate_model, make_eval_loader, model_inputs
 from .metrics_log import MetricsLog, csv_fields
 from .objective import Objective
 from .optimizer import WarmupSchedule, build_optimizer
-from .run import EpochSampler, Run, TrainState
+from .run import EpochBatchSampler, Run, TrainState
 
 __all__ = ["Run", "TrainResult", "TrainState", "TrainingDiverged", "WarmupSchedule", "build_optimizer",
            "end_epoch", "final_test", "resume_or_fresh", "run_epoch", "save_last", "setup", "train", "validate"]
@@ -122,9 +133,11 @@ def train(cfg: Config, *, resume: bool = False) -> TrainResult:
 def setup(cfg: Config, out: Path, rank: int, world: int, device: torch.device, resume: bool) -> Run:
     """Data, model (same seed on every rank), optimizer, schedule, loaders and metric files of a run."""
     tc, oc, dc = cfg.train, cfg.optim, cfg.data
-    if dc.batch_size % world:
-        raise ConfigError(f"config key 'data.batch_size' ({dc.batch_size}) must be divisible by the number of "
-                          f"processes ({world})")
+    if rank == 0:
+        ensure_writable_dir(out, "run directory (--out, config key 'train.out')")
+    if dc.batch_size < world:
+        raise ConfigError(f"config key 'data.batch_size' ({dc.batch_size}) is the global batch, split over the "
+                          f"processes: it must be at least their number ({world})")
     if not resume and (out / "checkpoints" / "last.pt").exists():
         raise ConfigError(f"run directory {out} already holds a run; pass --resume to continue it or choose "
                           f"another --out (config key 'train.out')")
@@ -137,11 +150,11 @@ def setup(cfg: Config, out: Path, rank: int, world: int, device: torch.device, r
     seed_all(tc.seed)
     model = build_model(cfg.model, info).to(device)
     optimizer = build_optimizer(model, oc)
-    sampler = EpochSampler(data.train, num_replicas=world, rank=rank, shuffle=True,  # type: ignore[arg-type]
-                           seed=tc.seed, drop_last=world > 1)
+    sampler = EpochBatchSampler(len(data.train), dc.batch_size, world=world, rank=rank,  # type: ignore[arg-type]
+                                seed=tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
-    loader = DataLoader(data.train, batch_size=dc.batch_size // world, sampler=sampler, collate_fn=collate,
-                        num_workers=dc.num_workers, generator=gen, drop_last=False)
+    loader = DataLoader(data.train, batch_sampler=sampler, collate_fn=collate, num_workers=dc.num_workers,
+                        generator=gen)
     steps = len(loader) if tc.max_steps_per_epoch is None else min(len(loader), tc.max_steps_per_epoch)
     if steps == 0:
         raise DataError(f"the training split of {info.name!r} has {len(data.train)} examples: "  # type: ignore[arg-type]
@@ -169,26 +182,9 @@ def resume_or_fresh(run: Run, resume: bool) -> TrainState:
     cfg, state = run.cfg, TrainState()
     if resume and run.last_path.exists():
         ckpt = read_checkpoint(run.last_path, run.device, resume=True)
-        _check_resumable(cfg, config_from_dict(ckpt["config"]), run.last_path)
-        run.model.load_state_dict(ckpt["model"])
-        run.optimizer.load_state_dict(ckpt["optimizer"])
-        run.scheduler.load_state_dict(ckpt["scheduler"])
-        state.epoch, state.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
-        state.step_in_epoch, state.epoch_time = int(ckpt["step_in_epoch"]), float(ckpt["epoch_time"])
-        state.best, state.last_record = dict(ckpt["best"]), ckpt.get("last_record")
-        state.saved = (state.epoch, state.step_in_epoch)
-        if state.step_in_epoch:
-            sums = ckpt["epoch_sums"]
-            if sums is None or len(sums) != run.world:
-                raise CheckpointError(f"cannot resume {run.last_path} in the middle of an epoch with {run.world} "
-                                      f"process(es): it was written by {0 if sums is None else len(sums)}")
-            state.sums = torch.tensor(sums[run.rank], dtype=torch.float64)
-            examples = ckpt.get("epoch_examples")  # absent before it was saved: every batch so far was full
-            state.examples = (int(examples[run.rank]) if examples is not None and len(examples) == run.world
-                              else state.step_in_epoch * (cfg.data.batch_size // run.world))
-        rng = ckpt["rng"]
-        set_rng_state(rng[run.rank] if run.rank < len(rng) else rng[0])
-        run.log.truncate(ckpt["metric_offsets"])  # required by read_checkpoint(resume=True)
+        with checkpoint_contents(run.last_path, "its config, weights and training state"):
+            _check_resumable(cfg, config_from_dict(ckpt["config"]), run.last_path)
+            _restore(run, state, ckpt)
         where = (f"in epoch {state.epoch + 1} after step {state.step_in_epoch} of {run.steps_per_epoch}"
                  if state.step_in_epoch else f"after epoch {state.epoch}")
         _log(f"resuming {run.out} {where} (step {state.global_step})", run.rank)
@@ -206,11 +202,35 @@ def resume_or_fresh(run: Run, resume: bool) -> TrainState:
     return state
 
 
+def _restore(run: Run, state: TrainState, ckpt: dict[str, Any]) -> None:
+    """Load ``last.pt``'s weights, optimizer, schedule, counters, RNG states into ``run`` and ``state`` (called
+    inside :func:`checkpoint_contents`, so whatever does not fit is one error naming the file)."""
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    state.epoch, state.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
+    state.step_in_epoch, state.epoch_time = int(ckpt["step_in_epoch"]), float(ckpt["epoch_time"])
+    state.best, state.last_record = dict(ckpt["best"]), ckpt.get("last_record")
+    state.saved = (state.epoch, state.step_in_epoch)
+    if state.step_in_epoch:
+        sums = ckpt["epoch_sums"]
+        if sums is None or len(sums) != run.world:
+            raise CheckpointError(f"cannot resume {run.last_path} in the middle of an epoch with {run.world} "
+                                  f"process(es): it was written by {0 if sums is None else len(sums)}")
+        state.sums = torch.tensor(sums[run.rank], dtype=torch.float64)
+        examples = ckpt.get("epoch_examples")  # absent before it was saved: every batch so far was full
+        state.examples = (int(examples[run.rank]) if examples is not None and len(examples) == run.world
+                          else state.step_in_epoch * (run.cfg.data.batch_size // run.world))
+    rng = ckpt["rng"]
+    set_rng_state(rng[run.rank] if run.rank < len(rng) else rng[0])
+    run.log.truncate(ckpt["metric_offsets"])  # required by read_checkpoint(resume=True)
+
+
 def run_epoch(run: Run, state: TrainState) -> dict[str, Any]:
     """Train the rest of epoch ``state.epoch`` (from step ``state.step_in_epoch``); returns its epoch record and
     leaves ``state`` at the epoch boundary. Writes ``last.pt`` every ``train.checkpoint_every`` steps."""
-    tc, epoch, per_rank = run.cfg.train, state.epoch, run.cfg.data.batch_size // run.world
-    run.sampler.set_epoch(epoch, skip=state.step_in_epoch * per_rank)
+    tc, epoch = run.cfg.train, state.epoch
+    run.sampler.set_epoch(epoch, skip=state.step_in_epoch)
     run.loader_gen.manual_seed(tc.seed + epoch)  # worker seeds depend on the epoch only
     run.net.train()
     t0 = time.perf_counter() - state.epoch_time
@@ -269,7 +289,8 @@ def _train_step(run: Run, state: TrainState, batch: dict[str, Any], bar: Any) ->
     if any_rank(bad is not None, run.world, run.device):
         _diverged(run, state, bad, bar)
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    weight = run.sampler.weight(state.step_in_epoch)  # unequal shares of the global batch: every sequence counts once
+    (loss if weight == 1.0 else loss * weight).backward()
     gnorm = _grad_norm(run.model, run.cfg.optim.grad_clip)
     if any_rank(not bool(torch.isfinite(gnorm)), run.world, run.device):
         _diverged(run, state, float(gnorm), bar, what="gradient norm")

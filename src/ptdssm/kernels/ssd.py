@@ -17,14 +17,21 @@ Chunked form (Dao and Gu 2024, section 6; written from the formulas). Cut time i
 1. intra-chunk ("attention-like") term: ``((C B^T) * M) @ (dt x)`` with the decay mask
    ``M_ij = exp(s_i - s_j)`` for ``i >= j`` and ``0`` above the diagonal; the difference is masked to ``-inf``
    before the ``exp``, so every exponent is ``<= 0`` and nothing overflows (we never divide by ``exp(s)``);
-2. chunk states ``S_c = sum_j e^{s_{T-1} - s_j} dt_j x_j B_j^T`` (one matmul per chunk);
+2. chunk states ``S_c = sum_j (dt_j x_j) (e^{s_{T-1} - s_j} B_j)^T`` (one matmul per chunk);
 3. state passing ``H_in(c+1) = e^{s_{T-1}(c)} H_in(c) + S_c`` (a loop over the ``L / T`` chunks, split with
    ``unbind``, so autograd stays linear);
-4. inter-chunk term ``e^{s_i} H_in C_i``.
+4. inter-chunk term ``(e^{s_i} C_i) H_in^T``.
 
 Work is ``O(L T (N + P))`` per head in BLAS matmuls, against ``L`` tiny steps for the loop. ``L`` need not be a
 multiple of ``T``: the tail is padded with ``dt = 0`` and ``x = 0``, which holds the state (``e^0 = 1``, no input),
 so the returned last state is exact. Plain autograd differentiates it.
+
+Memory traffic, which is what bounds this on CPU (the matmuls are a small part of the work): the decays of steps 2
+and 4 multiply the small ``(T, N)`` factors ``B`` and ``C``, not the ``(T, P)`` inputs and outputs; ``dt x`` is the
+one contiguous copy of ``x`` the matmuls need; the mask is masked and exponentiated in place; the inter-chunk term is
+accumulated into the intra-chunk output in place (``baddbmm_``); and the chunked output goes back to the
+``(B, L, H, P)`` order in the same pass that adds ``D x``. Autograd allows each in-place step: the ops before it
+save their inputs, not the overwritten output.
 
 Checked in float64 against :func:`ssd_ref` (outputs, last state and gradients, chunk sizes 4/16/64, ``L`` not a
 multiple) and, independently, against the Mamba-1 :func:`~ptdssm.kernels.selective_scan.selective_scan_ref` with
@@ -105,21 +112,21 @@ def ssd_chunked(x, dt, A, B, C, D=None, initial_state=None, return_last_state=Fa
         dts = F.pad(dt, (0, 0, 0, pad))
         Bs = F.pad(B, (0, 0, 0, 0, 0, pad))
         Cs = F.pad(C, (0, 0, 0, 0, 0, pad))
-    # layouts: heads as (G, K); time inside a chunk next to the last axis
+    # layouts (views): heads as (G, K); time inside a chunk next to the last axis
     xh = xs.reshape(Bsz, nc, T, G, K, P).permute(0, 1, 3, 4, 2, 5)  # (B, c, G, K, T, P)
     dth = dts.reshape(Bsz, nc, T, G, K).permute(0, 1, 3, 4, 2)  # (B, c, G, K, T)
-    Bc = Bs.reshape(Bsz, nc, T, G, N).transpose(2, 3)  # (B, c, G, T, N)
-    Cc = Cs.reshape(Bsz, nc, T, G, N).transpose(2, 3)
-    xdt = xh * dth[..., None]
+    Bc = Bs.reshape(Bsz, nc, T, G, N).transpose(2, 3)[:, :, :, None]  # (B, c, G, 1, T, N)
+    Cc = Cs.reshape(Bsz, nc, T, G, N).transpose(2, 3)[:, :, :, None]
+    xdt = xh * dth[..., None]  # (B, c, G, K, T, P), contiguous: the one copy of x the matmuls need
     s = torch.cumsum(dth * A.reshape(G, K, 1), dim=-1)  # (B, c, G, K, T), within-chunk cumulative decay
-    # 1. intra-chunk: ((C B^T) * M) @ (dt x), M_ij = exp(s_i - s_j) for i >= j (exponent <= 0), else 0
+    # 1. intra-chunk: ((C B^T) * M) @ (dt x), M_ij = exp(s_i - s_j) for i >= j (exponent <= 0), else 0; the
+    # difference is masked and exponentiated in place (sub's and masked_fill's backward need no values)
     causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-    seg = (s[..., :, None] - s[..., None, :]).masked_fill(~causal, float("-inf"))
-    CB = Cc @ Bc.transpose(-1, -2)  # (B, c, G, T, T), shared by the K heads of a group
-    y = (CB[:, :, :, None] * seg.exp()) @ xdt  # (B, c, G, K, T, P)
-    # 2. chunk-end states from the chunk's own inputs: sum_j exp(s_{T-1} - s_j) dt_j x_j B_j^T
-    w_end = torch.exp(s[..., -1:] - s)  # (B, c, G, K, T)
-    states = (xdt * w_end[..., None]).transpose(-1, -2) @ Bc[:, :, :, None]  # (B, c, G, K, P, N)
+    decay = (s[..., :, None] - s[..., None, :]).masked_fill_(~causal, float("-inf")).exp_()
+    y = ((Cc @ Bc.transpose(-1, -2)) * decay) @ xdt  # (B, c, G, K, T, P); C B^T shared by a group's K heads
+    # 2. chunk-end states from the chunk's own inputs: sum_j (dt_j x_j) (exp(s_{T-1} - s_j) B_j)^T, the decay
+    # folded into the small B (T x N per head), not into the T x P inputs
+    states = xdt.transpose(-1, -2) @ (Bc * torch.exp(s[..., -1:] - s)[..., None])  # (B, c, G, K, P, N)
     # 3. state passing between chunks (nc small steps, split with unbind)
     h = h0.reshape(Bsz, G, K, P, N)
     entering = []
@@ -127,10 +134,17 @@ def ssd_chunked(x, dt, A, B, C, D=None, initial_state=None, return_last_state=Fa
         entering.append(h)
         h = dec[..., None, None] * h + st
     h_in = torch.stack(entering, dim=1)  # (B, c, G, K, P, N)
-    # 4. inter-chunk: exp(s_i) H_in C_i
-    y = y + (Cc[:, :, :, None] @ h_in.transpose(-1, -2)) * torch.exp(s)[..., None]
-    y = y.permute(0, 1, 4, 2, 3, 5).reshape(Bsz, nc * T, H, P)[:, :L]
-    if D is not None:
-        y = y + _skip(D.to(wdt), x)
+    # 4. inter-chunk: (exp(s_i) C_i) H_in^T, the decay folded into the small C, added to y in place (the matmul
+    # that made y saves its inputs, not y)
+    Cs_ = (Cc * torch.exp(s)[..., None]).reshape(-1, T, N)
+    y = y.reshape(-1, T, P).baddbmm_(Cs_, h_in.reshape(-1, P, N).transpose(-1, -2))
+    y = y.reshape(Bsz, nc, G, K, T, P).permute(0, 1, 4, 2, 3, 5)  # (B, c, T, G, K, P), a view
+    if D is None:
+        y = y.reshape(Bsz, nc * T, H, P)
+        y = y[:, :L] if pad else y
+    else:  # back to (B, L, H, P) order in the one pass that adds the skip term D x
+        out = _skip(D.to(wdt), xs).contiguous()  # (B, c T, H, P)
+        out.view(Bsz, nc, T, G, K, P).add_(y)
+        y = out[:, :L] if pad else out
     y = y.to(dtype_in)
     return (y, h.reshape(Bsz, H, P, N)) if return_last_state else y

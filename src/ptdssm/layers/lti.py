@@ -175,14 +175,14 @@ class LTISSM(SequenceMixer):
         if self.bidirectional:
             raise RuntimeError(f"{type(self).__name__}(bidirectional=True) has no step mode: the reverse pass needs "
                                "future inputs")
-        with torch.no_grad(), torch.autocast(device_type=self.A_im.device.type, enabled=False):
+        with torch.no_grad(), torch.autocast(device_type=self._device().type, enabled=False):
             self._step_cache = self._step_setup()
 
     def _init_state(self, batch: int) -> torch.Tensor:
         """Zero complex state ``(batch, *state_shape)``; also runs :meth:`setup_step`."""
         self.setup_step()
         cdt = torch.complex128 if self.compute_dtype() == torch.float64 else torch.complex64
-        return torch.zeros(batch, *self._state_shape(), dtype=cdt, device=self.A_im.device)
+        return torch.zeros(batch, *self._state_shape(), dtype=cdt, device=self._device())
 
     def _step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self._step_cache is None:

@@ -13,6 +13,9 @@ What is written once, here, for every family (S4, S4D, S5, and later Mamba, H3, 
   module's floating parameters/buffers are float64 (``.double()``), else float32 (also under bf16/fp16 autocast).
   The output is cast back to the input's dtype.
 - **Dropout** on the output (``dropout`` in ``[0, 1)``).
+- **Empty batches.** ``B = 0`` gives an empty ``(0, L, H)`` output (and an empty state from ``prefill``,
+  ``init_state(0)`` and ``step``) for every family, computed as the family's result for one zero sequence cut to
+  none, so no kernel ever sees an empty batch.
 
 Subclasses implement ``_forward(u (B, L, H), lengths) -> (B, L, H)`` (``u`` already masked, compute dtype) and, for
 recurrent (step) mode, ``_init_state(batch) -> state`` and ``_step(u_t (B, H), state) -> (y_t (B, H), state)``.
@@ -153,6 +156,9 @@ class SequenceMixer(nn.Module):
         x = self._check_input(x, 3)
         Bsz, L, _ = x.shape
         mask = None if lengths is None else lengths_mask(lengths, Bsz, L, x.device)
+        if Bsz == 0:  # empty batch: the layer's own result for one zero sequence, cut to none (every family alike)
+            y, extra = self._run(x.new_zeros(1, L, x.shape[2]), None, fn)
+            return y[:0] + 0 * x.sum(), map_state(lambda t: t[:0], extra)
         with torch.autocast(device_type=x.device.type, enabled=False):
             u = x.to(self.compute_dtype())
             if mask is not None:
@@ -164,7 +170,9 @@ class SequenceMixer(nn.Module):
 
     def init_state(self, batch: int) -> Any:
         """Initial (zero) recurrent state for ``batch`` sequences; its size does not grow with the length."""
-        batch = check_positive_int("batch", batch)
+        batch = check_positive_int("batch", batch, minimum=0)
+        if batch == 0:  # a state holding no sequence, with the structure, dtypes and devices of a real one
+            return map_state(lambda t: t[:0], self.init_state(1))
         with torch.autocast(device_type=self._device().type, enabled=False):
             return self._init_state(batch)
 
@@ -172,6 +180,9 @@ class SequenceMixer(nn.Module):
         """One recurrent step ``x_t (B, H) -> (y_t (B, H), new state)``; equals :meth:`forward` position by
         position (dropout is applied here too)."""
         x_t = self._check_input(x_t, 2)
+        if x_t.shape[0] == 0:  # empty batch (the state holds no sequence): one zero step, cut to none
+            y, new = self.step(x_t.new_zeros(1, x_t.shape[1]), self.init_state(1))
+            return y[:0] + 0 * x_t.sum(), map_state(lambda t: t[:0], new)
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             y, state = self._step(x_t.to(self.compute_dtype()), state)
         return self.dropout(y.to(x_t.dtype)), state

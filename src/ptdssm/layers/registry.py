@@ -41,7 +41,7 @@ from .._plugins import import_user_module, load_entry_points, one_line
 from ..errors import ConfigError
 from .mixer import SequenceMixer
 
-__all__ = ["BLOCKS", "ENTRY_POINT_GROUP", "Family", "build_checked", "build_layer", "check_option_names",
+__all__ = ["BENCH_KEYS", "BLOCKS", "ENTRY_POINT_GROUP", "Family", "build_checked", "build_layer", "check_option_names",
            "family_names", "get_family", "layer_kwargs", "layer_kwargs_schema", "register_family"]
 
 #: block kinds (see :class:`Family`); :mod:`ptdssm.models.blocks` builds them.
@@ -49,6 +49,10 @@ BLOCKS = ("ssm", "mixer", "mlp")
 
 #: Entry-point group whose entries register families (module docstring).
 ENTRY_POINT_GROUP = "ptdssm.families"
+
+#: keys of a family's ``bench`` mapping that ``ptdssm bench`` reads itself and never passes to the layer:
+#: ``fft_convs`` (FFT convolutions the layer runs) and ``targets`` (speed targets); see :mod:`ptdssm.bench.layers`.
+BENCH_KEYS = ("fft_convs", "targets")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class Family:
         block: ``"ssm"`` (norm -> mixer -> activation/GLU -> residual), ``"mixer"`` (norm -> mixer -> residual; the
             mixer gates itself, as Mamba) or ``"mlp"`` (norm -> mixer -> residual, then norm -> MLP -> residual).
         defaults: layer kwargs the family always passes (overridable by the config).
-        bench: extra layer kwargs for ``ptdssm bench`` (e.g. S5: ``d_state`` 256, ``blocks`` 4).
+        bench: extra layer kwargs for ``ptdssm bench`` (e.g. S5: ``d_state`` 256, ``blocks`` 4), plus the bench's
+            own keys :data:`BENCH_KEYS` (not layer kwargs).
         description: one line for the CLI help and the docs.
     """
 
@@ -151,7 +156,8 @@ def register_family(name: str, layer: type[SequenceMixer], *, init: str | None =
         raise ValueError(f"family {name!r} is already registered (pass replace=True to replace it)")
     fam = Family(name, layer, init, block, dict(defaults or {}), dict(bench or {}), str(description))
     if not _takes_any_kwargs(layer):
-        given = {**fam.defaults, **fam.bench, **({"init": init} if init is not None else {})}
+        bench_kw = {k: v for k, v in fam.bench.items() if k not in BENCH_KEYS}
+        given = {**fam.defaults, **bench_kw, **({"init": init} if init is not None else {})}
         bad = sorted(set(given) - set(layer_kwargs_schema(fam)))
         if bad:
             raise ValueError(f"family {name!r}: {layer.__name__} takes no option(s) {', '.join(bad)}")
@@ -243,6 +249,10 @@ def build_checked(name: str, d_model: int, layer_options: dict[str, Any] | None 
 
 
 # ------------------------------------------------------------------ the built-in families (one line each)
+from .h3 import H3  # noqa: E402
+from .hyena import Hyena  # noqa: E402
+from .long_conv import LongConv  # noqa: E402
+from .lru import LRU  # noqa: E402
 from .mamba import Mamba  # noqa: E402
 from .mamba2 import Mamba2  # noqa: E402
 from .s4 import S4  # noqa: E402
@@ -261,3 +271,13 @@ register_family("mamba", Mamba, block="mixer", bench={"d_state": 16},
                 description="Mamba-1 (S6): selective SSM, gated causal-conv mixer (Gu and Dao 2023)")
 register_family("mamba2", Mamba2, block="mixer", bench={"d_state": 16},
                 description="Mamba-2: selective SSM, scalar A per head, chunked SSD (Dao and Gu 2024)")
+register_family("long-conv", LongConv, bench={"l_max": 16384, "targets": {"fwd_fft": 2.5, "fwdbwd_fft": 2.5}},
+                description="long convolutions: explicit kernels, Squash/Smooth regularized (Fu et al. 2023)")
+register_family("lru", LRU, bench={"d_state": 256, "targets": {"fwdbwd_fft_at_most": "s5"}},
+                description="LRU: complex diagonal linear recurrence, ring init, parallel scan (Orvieto et al. 2023)")
+register_family("h3", H3, init="s4d-lin", block="mlp",
+                bench={"d_state": 64, "fft_convs": 2, "targets": {"fwdbwd_proj": 1.5}},
+                description="H3: shift SSM and diagonal SSM with multiplicative gating (Fu, Dao et al. 2023)")
+register_family("hyena", Hyena, block="mlp",
+                bench={"l_max": 16384, "order": 2, "fft_convs": 2, "targets": {"fwdbwd_proj": 1.5}},
+                description="Hyena: implicit long filters, short convs and gating, order N (Poli et al. 2023)")

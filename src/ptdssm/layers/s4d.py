@@ -7,12 +7,15 @@ For each channel ``h`` (``H`` channels, ``m`` modes):
 
 with ``(log lambda_bar, gamma)`` from ZOH or bilinear discretization of ``Lambda`` with the channel's ``dt``, and
 ``f = 2`` with conjugate symmetry (``m = N/2`` modes), else ``1``. Inits: ``s4d-legs``, ``s4d-lin``, ``s4d-inv``,
-``s4d-real`` and ``ptd`` (S4-PTD: all ``N`` eigenvalues of the perturbed HiPPO-LegS, ``B = V^-1 B_H``).
+``s4d-real`` and the PTD ones (S4-PTD: eigenvalues of the perturbed HiPPO-LegS, ``B = V^-1 B_H``; ``ptd`` is the
+default PTD, ``ptd-paper`` the paper's objective, ``ptd-paper-pairs`` and ``ptd-response`` conjugate pairs only, see
+:mod:`ptdssm.theory.init`).
 
 ``d_state = N`` is the order of the real state matrix realized per channel (the HiPPO size), for every init:
-``n_modes = N/2`` stored complex modes with conjugate symmetry (``s4d-legs``, ``s4d-lin``, ``s4d-inv``), ``N``
-otherwise (``ptd``, whose eigenvalues are not all in conjugate pairs, and ``s4d-real``). The kernel is
-:func:`ptdssm.kernels.vandermonde.s4d_kernel`, callable on its own.
+``n_modes = N/2`` stored complex modes with conjugate symmetry (``s4d-legs``, ``s4d-lin``, ``s4d-inv`` and the
+conjugate-pairs PTDs ``ptd-paper-pairs``, ``ptd-response``), ``N`` otherwise (``ptd-paper``, whose eigenvalues are
+not all in conjugate pairs, and ``s4d-real``). The kernel is :func:`ptdssm.kernels.vandermonde.s4d_kernel`, callable
+on its own.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ import torch
 from .._checks import check_choice, check_positive_int
 from ..kernels.fftconv import fft_conv_blh
 from ..kernels.vandermonde import diag_ssm_coeffs, s4d_kernel
-from ..theory.init import ssm_init
+from ..theory.init import PTD_INITS, ssm_init
 from .lti import LTISSM
 
 __all__ = ["S4D", "S4D_INITS"]
 
-S4D_INITS = ("s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "ptd")
+S4D_INITS = ("s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", *(i for i in PTD_INITS if not i.startswith("s5-")))
 
 
 class S4D(LTISSM):
@@ -40,7 +43,7 @@ class S4D(LTISSM):
         d_state: order ``N`` of each channel's real state matrix (``n_modes = N/2`` stored complex modes with
             conjugate symmetry, ``N`` without; module docstring).
         init: one of :data:`S4D_INITS`.
-        conj_sym: keep one mode per conjugate pair (default: the init's, ``False`` for ``ptd``/``s4d-real``).
+        conj_sym: keep one mode per conjugate pair (default: the init's, ``False`` for ``ptd-paper``/``s4d-real``).
         n_ssm: number of distinct ``(Lambda, B)`` copies, ``1`` (shared) or a divisor of ``H`` (default ``H``).
         bidirectional: add an anti-causal pass with its own ``C``.
         dt_min, dt_max: log-uniform range of the initial per-channel step sizes.

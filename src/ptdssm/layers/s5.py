@@ -5,11 +5,13 @@ r"""S5: one MIMO diagonal SSM shared by the ``H`` channels, run by a chunked par
 with ``m`` complex states (``m = P/2`` with conjugate symmetry and ``f = 2``, else ``m = P`` and ``f = 1``), one step
 size per state, ``Lambda_bar``/``B_bar = gamma B~`` from ZOH or bilinear, ``B~ = V^-1 B`` (``B`` lecun-normal,
 ``P x H``) and ``C~ = C V``. ``A`` is ``J`` diagonal blocks of the size-``P/J`` LegS normal part (``s5-legs``) or of
-its PTD (``ptd``/``s5-ptd``, S5-PTD). Bidirectional: a second scan over the time-reversed projected input with its
-own ``C~``.
+its PTD (S5-PTD: ``ptd``/``s5-ptd`` the default PTD, ``ptd-paper``, ``ptd-paper-pairs``, ``ptd-response`` or their
+``s5-`` names, see :mod:`ptdssm.theory.init`). Bidirectional: a second scan over the time-reversed projected input
+with its own ``C~``.
 
 ``d_state = P`` is the order of the real state matrix realized (the HiPPO size, shared by the ``H`` channels);
-``n_modes = P/2`` stored complex states with conjugate symmetry (``s5-legs``), ``P`` otherwise (PTD).
+``n_modes = P/2`` stored complex states with conjugate symmetry (``s5-legs`` and the conjugate-pairs PTDs
+``ptd-paper-pairs``, ``ptd-response``), ``P`` otherwise (``ptd-paper``, whose eigenvalues may be real).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import torch
 from .._checks import check_choice, check_positive_int
 from ..kernels.discretize import discretize_diag
 from ..kernels.scan import diag_scan
-from ..theory.init import ssm_init
+from ..theory.init import PTD_INITS, ssm_init
 from .lti import LTISSM
 
 __all__ = ["S5", "S5_INITS", "C_INITS"]
 
-S5_INITS = {"s5-legs": "s5-legs", "ptd": "s5-ptd", "s5-ptd": "s5-ptd"}
+#: init name -> the block-diagonal init it builds (``ptd-response`` and ``s5-ptd-response`` are the same).
+S5_INITS = {"s5-legs": "s5-legs", **{i: i if i.startswith("s5-") else f"s5-{i}" for i in PTD_INITS}}
 C_INITS = ("trunc_normal", "lecun_normal", "complex_normal")
 
 
@@ -45,8 +48,8 @@ class S5(LTISSM):
         d_state: order ``P`` of the real state matrix (``n_modes = P/2`` stored complex states with conjugate
             symmetry, ``P`` without).
         blocks: diagonal blocks ``J`` of the initial ``A`` (``P`` divisible by ``J``).
-        init: ``"s5-legs"``, ``"ptd"`` or ``"s5-ptd"``.
-        conj_sym: keep one state per conjugate pair (default: ``True`` for s5-legs, ``False`` for PTD).
+        init: ``"s5-legs"`` or a PTD init of :data:`S5_INITS` (``"ptd"``, ``"ptd-response"``, ...).
+        conj_sym: keep one state per conjugate pair (default: ``False`` for ``ptd-paper``, else ``True``).
         C_init: ``"trunc_normal"`` (``C`` real and imaginary parts truncated N(0, 1), ``C~ = C V``),
             ``"lecun_normal"`` (std ``1/sqrt(P)``, ``C~ = C V``) or ``"complex_normal"`` (``C~`` directly,
             ``E|C~|^2 = 1``).

@@ -18,8 +18,16 @@ need to build ``B~`` (and ``P~`` for S4). Conventions:
 | ``s4d-real`` | ``-(k+1)``, all ``n`` real modes | ``1`` |
 | ``s4-legs`` | as ``s4d-legs``, plus ``P~ = V^H P`` so that ``A = Lambda - P~ P~^H`` (DPLR) | ``V^H B_H`` |
 | ``s5-legs`` | ``s4d-legs`` eigenvalues of size ``n/J`` repeated on ``J`` diagonal blocks | ``V^{-1} B`` |
-| ``ptd`` | the ``n`` eigenvalues of ``A_H + E`` (S4-PTD) | ``V^{-1} B_H`` |
-| ``s5-ptd`` | PTD of LegS of size ``n/J`` on ``J`` diagonal blocks (S5-PTD) | ``V^{-1} B`` |
+| ``ptd-paper`` | the ``n`` eigenvalues of ``A_H + E``, paper's objective (S4-PTD); some may be real | ``V^{-1} B_H`` |
+| ``ptd-paper-pairs`` | as ``ptd-paper``, every eigenvalue a non-real conjugate pair (``n/2`` modes) | ``V^{-1} B_H`` |
+| ``ptd-response`` | response-preserving objective, conjugate pairs only (``n/2`` modes) | ``V^{-1} B_H`` |
+| ``ptd`` | the default PTD, :data:`DEFAULT_PTD` | ``V^{-1} B_H`` |
+| ``s5-ptd``, ``s5-ptd-paper``, ... | that PTD of LegS of size ``n/J`` on ``J`` diagonal blocks (S5-PTD) | ``V^{-1}B`` |
+
+The PTD inits are presets of :func:`~ptdssm.theory.ptd.perturb_then_diagonalize`'s ``objective`` and ``pairs``
+(:data:`PTD_PRESETS`); options given to :func:`ssm_init` override them. With ``pairs`` the default is
+``conj_sym=True`` (``n/2`` modes, like S4D and S5), without it ``conj_sym=False`` (all ``n``, as the paper's S4-PTD
+and S5-PTD).
 """
 
 from __future__ import annotations
@@ -34,7 +42,17 @@ from .._checks import check_choice, check_positive_int
 from .hippo import hippo_legs, hippo_legs_nplr
 from .ptd import perturb_then_diagonalize
 
-__all__ = ["SSMInit", "ssm_init", "INITS"]
+__all__ = ["DEFAULT_PTD", "INITS", "PTD_INITS", "PTD_PRESETS", "SSMInit", "ptd_options", "ssm_init"]
+
+#: What ``ptd`` (and ``s5-ptd``) means: one of the named PTD presets below.
+DEFAULT_PTD = "ptd-paper"
+
+#: ``perturb_then_diagonalize`` options of each named PTD (``ptd`` is :data:`DEFAULT_PTD`).
+PTD_PRESETS: dict[str, dict[str, object]] = {
+    "ptd-paper": {"objective": "paper", "pairs": False},
+    "ptd-paper-pairs": {"objective": "paper", "pairs": True},
+    "ptd-response": {"objective": "response", "pairs": True},
+}
 
 
 @dataclass(frozen=True)
@@ -122,12 +140,12 @@ def _s4d_real(n: int, conj_sym: bool) -> SSMInit:
     return SSMInit("s4d-real", -(np.arange(n) + 1.0) + 0j, np.ones(n, complex), conj_sym=False)
 
 
-def _ptd(n: int, conj_sym: bool, **ptd_kwargs: object) -> SSMInit:
+def _ptd(n: int, conj_sym: bool, name: str = "ptd", **ptd_kwargs: object) -> SSMInit:
     res = perturb_then_diagonalize(n=n, **ptd_kwargs)  # type: ignore[arg-type]
     keep = _keep_upper(res.eigenvalues, conj_sym, n)
     _, B_H = hippo_legs(n)
     V, V_inv = res.V[:, keep], res.V_inv[keep, :]
-    return SSMInit("ptd", res.eigenvalues[keep], V_inv @ B_H, V, V_inv, conj_sym=conj_sym,
+    return SSMInit(name, res.eigenvalues[keep], V_inv @ B_H, V, V_inv, conj_sym=conj_sym,
                    diagnostics=dict(res.diagnostics))
 
 
@@ -150,8 +168,8 @@ def _s5_legs(n: int, conj_sym: bool, blocks: int = 1) -> SSMInit:
     return _block(_s4d_legs(_block_size(n, blocks), conj_sym), "s5-legs", blocks)
 
 
-def _s5_ptd(n: int, conj_sym: bool, blocks: int = 1, **ptd_kwargs: object) -> SSMInit:
-    return _block(_ptd(_block_size(n, blocks), conj_sym, **ptd_kwargs), "s5-ptd", blocks)
+def _s5_ptd(n: int, conj_sym: bool, blocks: int = 1, name: str = "s5-ptd", **ptd_kwargs: object) -> SSMInit:
+    return _block(_ptd(_block_size(n, blocks), conj_sym, **ptd_kwargs), name, blocks)
 
 
 INITS: dict[str, Callable[..., SSMInit]] = {
@@ -162,11 +180,22 @@ INITS: dict[str, Callable[..., SSMInit]] = {
     "s4-legs": _s4_legs,
     "s5-legs": _s5_legs,
     "ptd": _ptd,
+    **{name: _ptd for name in PTD_PRESETS},
     "s5-ptd": _s5_ptd,
+    **{f"s5-{name}": _s5_ptd for name in PTD_PRESETS},
 }
 
-# Inits whose natural mode set is all n eigenvalues (PTD of a real matrix can have real eigenvalues).
-_DEFAULT_CONJ_SYM = {"ptd": False, "s5-ptd": False, "s4d-real": False}
+#: The PTD inits (single block and S5 block-diagonal).
+PTD_INITS = tuple(name for name, f in INITS.items() if f in (_ptd, _s5_ptd))
+
+
+def ptd_options(name: str = "ptd", overrides: dict | None = None) -> dict:
+    """``perturb_then_diagonalize`` options of the PTD init ``name`` (``ptd``/``s5-ptd``: :data:`DEFAULT_PTD`'s
+    preset; the ``s5-`` prefix is ignored), with ``overrides`` on top, e.g. ``{"objective": "response",
+    "pairs": True}`` for ``ptd-response``."""
+    check_choice("init", name, PTD_INITS)
+    base = name.removeprefix("s5-")
+    return {**PTD_PRESETS[DEFAULT_PTD if base == "ptd" else base], **(overrides or {})}
 
 
 def ssm_init(name: str, n: int, *, conj_sym: bool | None = None, blocks: int = 1, **ptd_kwargs: object) -> SSMInit:
@@ -175,24 +204,28 @@ def ssm_init(name: str, n: int, *, conj_sym: bool | None = None, blocks: int = 1
     Args:
         name: one of :data:`INITS`.
         n: state size (size of the underlying HiPPO matrix; for S5 the total ``P`` over all blocks).
-        conj_sym: keep one of each conjugate pair (default ``True``, except ``False`` for ``ptd``, ``s5-ptd`` and
-            ``s4d-real``, which keep all ``n`` modes as the paper's S4-PTD and S5-PTD do).
-        blocks: diagonal blocks ``J`` for ``s5-legs`` and ``s5-ptd`` (``n`` must be divisible by it).
+        conj_sym: keep one of each conjugate pair. Default ``True``, except for ``s4d-real`` and the PTD inits
+            without ``pairs`` (``ptd-paper``, ``s5-ptd-paper``), which keep all ``n`` modes as the paper's
+            S4-PTD and S5-PTD do.
+        blocks: diagonal blocks ``J`` for the S5 inits (``n`` must be divisible by it).
         **ptd_kwargs: passed to :func:`~ptdssm.theory.ptd.perturb_then_diagonalize` (``gamma``, ``seed``,
-            ``stability``, ...) for the PTD inits.
+            ``stability``, ``objective``, ``pairs``, ...) for the PTD inits, over the init's preset.
     """
     check_choice("init", name, INITS)
     n = check_positive_int("n", n)
-    cs = _DEFAULT_CONJ_SYM.get(name, True) if conj_sym is None else bool(conj_sym)
+    kwargs: dict = {}
+    if name in PTD_INITS:
+        kwargs.update(ptd_options(name, ptd_kwargs), name=name)
+        default_cs = bool(kwargs["pairs"])
+    elif ptd_kwargs:
+        raise ValueError(f"PTD options {sorted(ptd_kwargs)} only apply to the PTD inits, not {name!r}")
+    else:
+        default_cs = name != "s4d-real"
+    cs = default_cs if conj_sym is None else bool(conj_sym)
     if cs and n % 2 and name != "s4d-real":
         raise ValueError(f"n must be even with conj_sym=True, got n={n}")
-    kwargs: dict = {}
-    if name in ("s5-legs", "s5-ptd"):
+    if name.startswith("s5-"):
         kwargs["blocks"] = blocks
     elif blocks != 1:
         raise ValueError(f"blocks={blocks} only applies to the S5 inits, not {name!r}")
-    if name in ("ptd", "s5-ptd"):
-        kwargs.update(ptd_kwargs)
-    elif ptd_kwargs:
-        raise ValueError(f"PTD options {sorted(ptd_kwargs)} only apply to the PTD inits, not {name!r}")
     return INITS[name](n, cs, **kwargs)

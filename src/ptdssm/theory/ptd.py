@@ -5,20 +5,29 @@ diagonalization is ill-posed. PTD instead finds a small real perturbation ``E`` 
 
 .. math:: A + E = \tilde V \tilde\Lambda \tilde V^{-1}, \qquad \kappa(\tilde V) \text{ small},
 
-which makes the decomposition backward stable with backward error ``||E||``. ``E`` is found by minimizing
+which makes the decomposition backward stable with backward error ``||E||``. Two objectives are offered
+(``objective=``), both minimized by Adam (:mod:`ptdssm.theory.ptd_solvers`):
 
-.. math:: \Phi(E) = \kappa(\tilde V(E)) + \gamma \, \|E\|_2 / \|A\|_2
-          + \mu \sum_k \max(0, \operatorname{Re}\lambda_k + \delta)^2
+- ``"paper"``: the paper's
 
-with Adam (cosine-decayed step), differentiating through the eigendecomposition (``torch.linalg.eig``). The norm of
-``E`` is taken relative to ``||A||_2`` so that ``gamma`` means the same thing for every ``n``; the last term keeps
-the eigenvalues at least ``delta = 1/2`` left of the imaginary axis (the real part of the LegS normal part that
-S4D and S5 use; poles closer to the axis make ``G_PTD`` spike). During the first half of the iterations
-``kappa`` is replaced by the smooth surrogate ``||V^{-1}||_F``, whose gradient involves every singular pair (that of
-``kappa_2`` involves only the extreme two and makes Adam wander); the returned iterate is the best one for the true
-objective. The columns of ``V`` have unit 2-norm and
-``V^{-1}`` is the true inverse. The best iterate is returned and the final decomposition is recomputed in float64
-NumPy, so the result depends only on the inputs (and is cached on disk, keyed by all of them).
+  .. math:: \Phi(E) = \kappa(\tilde V(E)) + \gamma \, \|E\|_2 / \|A\|_2
+            + \mu \sum_k \max(0, \operatorname{Re}\lambda_k + \delta)^2,
+
+  ``||E||`` relative to ``||A||_2`` so that ``gamma`` means the same for every ``n``; the last term keeps the
+  eigenvalues at least ``delta = 1/2`` left of the imaginary axis (the real part of the LegS normal part that S4D
+  and S5 use; poles closer to the axis make ``G_PTD`` spike).
+- ``"response"``: the paper's terms plus ``rho R(E)``, the relative error of the state response
+  ``x(iw) = (iw - A - E)^{-1} B`` against ``(iw - A)^{-1} B`` on a frequency grid from ``w = 0`` to beyond the
+  largest ``|Im lambda|`` (:mod:`ptdssm.theory.response`; ``rho = response_weight``, default
+  :data:`DEFAULT_RESPONSE_WEIGHT`). Every trained output ``C`` sees ``G(iw) = C x(iw)``: the paper's objective asks
+  for a small ``||E||`` but not for a small change of ``x``, and its ``G_PTD`` is off by ``O(||E||)`` at low
+  frequency. This one is solved in the eigen-coordinates ``(V, Lambda)``, warm-started from the paper's solution.
+
+``pairs=True`` constrains every eigenvalue to be a non-real conjugate pair (``Im lambda >= 1/2``), so that layers keep
+``n/2`` modes with conjugate symmetry as S4D and S5 do (with ``pairs=False`` some eigenvalues may be real and layers
+keep all ``n``). The columns of ``V`` have unit 2-norm and ``V^{-1}`` is the true inverse. The final decomposition
+is recomputed from ``A + E`` in float64 NumPy, so the result depends only on the inputs (and is cached on disk, keyed
+by all of them: :func:`ptd_cache_dir`).
 
 Stability is enforced afterwards as well (``stability="reflect"``: ``Re lambda <- -|Re lambda|``; ``"clip"``:
 ``Re lambda <- min(Re lambda, -1e-4)``). If that moves an eigenvalue, ``E`` is updated to
@@ -36,25 +45,25 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_choice, check_positive_float, check_positive_int, check_square_matrix
+from .._checks import check_choice, check_finite_array, check_positive_float, check_positive_int, check_square_matrix
 from .hippo import hippo_legs
 
-__all__ = ["PTDResult", "decomposition_diagnostics", "perturb_then_diagonalize", "ptd_cache_dir", "random_perturbation"]
+__all__ = ["DEFAULT_RESPONSE_WEIGHT", "OBJECTIVES", "PTDResult", "decomposition_diagnostics",
+           "perturb_then_diagonalize", "ptd_cache_dir", "random_perturbation"]
 
 # Bump when the algorithm changes, so that stale cache entries are never reused.
-_ALGORITHM_VERSION = 3
+_ALGORITHM_VERSION = 4
+OBJECTIVES = ("paper", "response")
 DEFAULT_GAMMA = 100.0
-DEFAULT_MAX_ITER = 2000
+DEFAULT_MAX_ITER = 2000  # the paper's objective (free solver)
+DEFAULT_SPECTRAL_ITER = 8000  # the response objective and pairs=True (spectral solver)
+DEFAULT_RESPONSE_WEIGHT = 1000.0
 CLIP_MARGIN = 1e-4
-_STABILITY_MARGIN = 0.5
-_SURROGATE_FRACTION = 0.5
-_STABILITY_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,10 @@ class PTDResult:
         diagnostics: ``kappa`` (2-norm condition number of ``V``), ``relative_perturbation``
             (``||E||_2 / ||A||_2``), ``backward_error`` (``||V Lambda V^{-1} - A||_2 / ||A||_2``),
             ``reconstruction_error`` (``||V Lambda V^{-1} - (A + E)||_2 / ||A||_2``), ``max_real`` (max Re lambda),
-            ``stability_moved`` (eigenvalues moved by the stability fix), ``iterations``, ``seconds``, ``method``,
-            ``gamma``, ``seed``, ``stability``, ``cached``.
+            ``real_eigenvalues`` (how many are real), ``response_error`` (``R(E)`` of :mod:`ptdssm.theory.response` on
+            its fixed grid with ``B`` the response input), ``stability_moved`` (eigenvalues moved by the stability
+            fix), ``iterations``, ``seconds`` (CPU seconds of this process), ``method``, ``objective``, ``pairs``,
+            ``gamma``, ``response_weight`` (response objective), ``seed``, ``stability``, ``version``, ``cached``.
     """
 
     eigenvalues: np.ndarray
@@ -107,6 +118,7 @@ def decomposition_diagnostics(A: np.ndarray, E: np.ndarray, eigenvalues: np.ndar
         "backward_error": float(np.linalg.norm(recon - A, 2) / norm_A),
         "reconstruction_error": float(np.linalg.norm(recon - (A + E), 2) / norm_A),
         "max_real": float(np.max(eigenvalues.real)),
+        "real_eigenvalues": int(np.count_nonzero(eigenvalues.imag == 0)),
     }
 
 
@@ -114,82 +126,6 @@ def ptd_cache_dir() -> Path:
     """Where decompositions are cached: ``$PTDSSM_CACHE_DIR`` or ``~/.cache/ptdssm``, subfolder ``ptd``."""
     root = os.environ.get("PTDSSM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ptdssm")
     return Path(root) / "ptd"
-
-
-@contextlib.contextmanager
-def _torch_single_thread() -> Iterator[None]:
-    # Small dense eig/svd are fastest on one thread, and one thread makes the iterates bitwise reproducible.
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _optimize_perturbation(A: np.ndarray, gamma: float, seed: int, max_iter: int, lr: float,
-                           progress: bool) -> tuple[np.ndarray, int]:
-    """Adam on ``Phi(E)``; returns the best ``E`` seen (among stable iterates if any) and the iteration count.
-
-    Runs on the CPU whatever the caller's default device is (a layer built under ``torch.device("meta")`` or
-    ``"cuda"`` still gets its PTD from this float64 CPU computation)."""
-    import torch
-
-    with torch.device("cpu"):
-        return _optimize_perturbation_cpu(A, gamma, seed, max_iter, lr, progress)
-
-
-def _optimize_perturbation_cpu(A: np.ndarray, gamma: float, seed: int, max_iter: int, lr: float,
-                               progress: bool) -> tuple[np.ndarray, int]:
-    import torch
-
-    n = A.shape[0]
-    norm_A = float(np.linalg.norm(A, 2))
-    scale = norm_A / n  # typical entry size of a perturbation with ||E|| ~ ||A||
-    At = torch.from_numpy(A)
-    gen = torch.Generator().manual_seed(seed)
-    E = (0.01 * scale * torch.rand(n, n, generator=gen, dtype=torch.float64)).requires_grad_()
-    opt = torch.optim.Adam([E], lr=lr * scale)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_iter, eta_min=0.01 * lr * scale)
-    best, best_val = E.detach().clone(), float("inf")
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_iter, desc=f"PTD n={n}", leave=False)
-    it = 0
-    surrogate_iters = int(_SURROGATE_FRACTION * max_iter)
-    for it in range(1, max_iter + 1):
-        w, V = torch.linalg.eig(At + E)
-        V = V / torch.linalg.vector_norm(V, dim=0, keepdim=True)
-        s = torch.linalg.svdvals(V)
-        kappa = s[0] / s[-1]
-        size = torch.linalg.matrix_norm(E, 2) / norm_A
-        unstable = torch.relu(w.real + _STABILITY_MARGIN).pow(2).sum()
-        # First phase: the smooth surrogate ||V^-1||_F (>= kappa_2 / sqrt(n) for unit columns) gives steady
-        # gradients far from the optimum; second phase: kappa_2 itself, whose gradient is only one singular pair.
-        cond = torch.linalg.matrix_norm(torch.linalg.inv(V), "fro") if it <= surrogate_iters else kappa
-        loss = cond + gamma * size + _STABILITY_WEIGHT * unstable
-        val = float(kappa.detach() + gamma * size.detach()) if float(w.real.max().detach()) < 0 else float("inf")
-        if val < best_val:
-            best_val, best = val, E.detach().clone()
-        if not np.isfinite(float(loss.detach())):
-            break
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if bar is not None:
-            bar.update(1)
-            if it % 50 == 0:
-                bar.set_postfix(kappa=f"{float(kappa):.2f}", E=f"{float(size):.3f}")
-    if bar is not None:
-        bar.close()
-    if not np.isfinite(best_val):  # no stable iterate: hand back the last one, the stability fix handles it
-        best = E.detach().clone()
-    return best.numpy().copy(), it
 
 
 def random_perturbation(A: np.ndarray, epsilon: float, seed: int) -> np.ndarray:
@@ -256,16 +192,87 @@ def _save_cached(path: Path, result: PTDResult) -> None:
         raise
 
 
+def _check_inputs(A: np.ndarray | None, n: int | None, B: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, B)``: HiPPO-LegS of size ``n`` by default, else the given real square ``A`` (and ``B``, default
+    ``sqrt(2i + 1)``, HiPPO-LegS's ``B_H``)."""
+    if A is None:
+        if n is None:
+            raise ValueError("n is required when A is not given")
+        A, B_H = hippo_legs(check_positive_int("n", n))
+    else:
+        A = check_square_matrix("A", A)
+        if np.iscomplexobj(A):
+            raise ValueError("A must be real (PTD keeps conjugate pairs with a real perturbation)")
+        if n is not None and check_positive_int("n", n) != A.shape[0]:
+            raise ValueError(f"n={n} does not match A of shape {A.shape}")
+        B_H = np.sqrt(2.0 * np.arange(A.shape[0]) + 1.0)
+    if B is None:
+        return A, B_H
+    B = check_finite_array("B", B, ndim=1)
+    if B.shape != (A.shape[0],) or np.iscomplexobj(B):
+        raise ValueError(f"B must be a real vector of shape ({A.shape[0]},), got {B.dtype} {B.shape}")
+    return A, B.astype(np.float64)
+
+
+def _solve(A: np.ndarray, B: np.ndarray, params: dict, cache: bool, progress: bool) -> tuple[np.ndarray, int]:
+    """``(E, iterations)`` for the checked ``params`` (see :func:`perturb_then_diagonalize`)."""
+    from .ptd_solvers import optimize_free, optimize_spectral, torch_single_thread
+
+    if params["method"] == "random":
+        return random_perturbation(A, params["epsilon"], params["seed"]), 0
+    with torch_single_thread():
+        if params["objective"] == "paper" and not params["pairs"]:
+            return optimize_free(A, params["gamma"], params["seed"], params["max_iter"], params["lr"], progress)
+        start = perturb_then_diagonalize(A, gamma=params["gamma"], seed=params["seed"], lr=params["lr"],
+                                         stability=params["stability"], cache=cache, progress=progress)
+        weight = params.get("response_weight", 0.0)
+        E, iterations, _ = optimize_spectral(A, B, start.E, gamma=params["gamma"], weight=weight,
+                                             pairs=params["pairs"], max_iter=params["max_iter"], progress=progress)
+        return E, iterations + start.diagnostics["iterations"]
+
+
+def _params(A: np.ndarray, B: np.ndarray, method: str, objective: str, pairs: bool, response_weight: float,
+            gamma: float, epsilon: float, seed: int, stability: str, max_iter: int | None, lr: float) -> dict:
+    """The checked options as the JSON-ready dict that keys the cache (every input that changes the result)."""
+    check_choice("method", method, ("optimized", "random"))
+    check_choice("objective", objective, OBJECTIVES)
+    check_choice("stability", stability, ("reflect", "clip"))
+    if not isinstance(pairs, (bool, np.bool_)):
+        raise ValueError(f"pairs must be True or False, got {pairs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    params: dict = {"version": _ALGORITHM_VERSION, "method": method, "seed": int(seed), "stability": stability}
+    if method == "random":
+        if objective != "paper" or pairs:
+            raise ValueError("objective='response' and pairs=True need method='optimized'")
+        return {**params, "epsilon": check_positive_float("epsilon", epsilon)}
+    if pairs and A.shape[0] % 2:
+        raise ValueError(f"pairs=True needs an even n, got n={A.shape[0]}")
+    spectral = objective == "response" or bool(pairs)
+    default_iter = DEFAULT_SPECTRAL_ITER if spectral else DEFAULT_MAX_ITER
+    params.update(objective=objective, pairs=bool(pairs), gamma=check_positive_float("gamma", gamma),
+                  lr=check_positive_float("lr", lr),
+                  max_iter=default_iter if max_iter is None else check_positive_int("max_iter", max_iter))
+    if objective == "response":
+        params["response_weight"] = check_positive_float("response_weight", response_weight)
+        params["B"] = hashlib.sha256(np.ascontiguousarray(B).tobytes()).hexdigest()[:16]
+    return params
+
+
 def perturb_then_diagonalize(
     A: np.ndarray | None = None,
     *,
     n: int | None = None,
     method: str = "optimized",
+    objective: str = "paper",
+    pairs: bool = False,
+    response_weight: float = DEFAULT_RESPONSE_WEIGHT,
+    B: np.ndarray | None = None,
     gamma: float = DEFAULT_GAMMA,
     epsilon: float = 0.03,
     seed: int = 0,
     stability: str = "reflect",
-    max_iter: int = DEFAULT_MAX_ITER,
+    max_iter: int | None = None,
     lr: float = 0.02,
     cache: bool = True,
     progress: bool = False,
@@ -275,61 +282,41 @@ def perturb_then_diagonalize(
     Args:
         A: ``(n, n)`` real matrix; default HiPPO-LegS of size ``n``.
         n: size of the default HiPPO-LegS matrix (ignored when ``A`` is given, except that it must match).
-        method: ``"optimized"`` (minimize ``kappa(V) + gamma ||E||_2 / ||A||_2``) or ``"random"`` (Gaussian ``E``
-            with ``||E||_2 = epsilon ||A||_2``, the baseline).
+        method: ``"optimized"`` (minimize the objective) or ``"random"`` (Gaussian ``E`` with
+            ``||E||_2 = epsilon ||A||_2``, the baseline).
+        objective: ``"paper"`` (``kappa(V) + gamma ||E||_2 / ||A||_2``) or ``"response"`` (plus
+            ``response_weight * R(E)``, the relative state-response error; module docstring).
+        pairs: constrain every eigenvalue to a non-real conjugate pair (needs an even ``n``).
+        response_weight: ``rho``, weight of ``R(E)`` with ``objective="response"`` (> 0).
+        B: ``(n,)`` input vector of the response term; default ``sqrt(2i + 1)`` (HiPPO-LegS's ``B_H``).
         gamma: weight of the perturbation size in the objective (> 0). Larger gives smaller ``E``, larger kappa.
         epsilon: relative 2-norm of the random perturbation (> 0); used by ``method="random"`` only.
         seed: seeds the initial (optimized) or the whole (random) perturbation.
         stability: ``"reflect"`` or ``"clip"``: how eigenvalues with ``Re >= 0`` are moved into the left half-plane.
-        max_iter: Adam iterations.
-        lr: Adam step size, relative to the typical entry size ``||A||_2 / n``.
+        max_iter: Adam iterations; default 2000 for the paper's objective without ``pairs``, else 8000 (of the
+            spectral solver, which starts from the cached paper solution).
+        lr: Adam step size of the paper-objective solver, relative to the typical entry size ``||A||_2 / n``.
         cache: read and write the on-disk cache (:func:`ptd_cache_dir`).
         progress: show a progress bar while optimizing.
 
     Returns:
         A :class:`PTDResult`.
     """
-    if A is None:
-        if n is None:
-            raise ValueError("n is required when A is not given")
-        A, _ = hippo_legs(check_positive_int("n", n))
-    else:
-        A = check_square_matrix("A", A)
-        if np.iscomplexobj(A):
-            raise ValueError("A must be real (PTD keeps conjugate pairs with a real perturbation)")
-        if n is not None and check_positive_int("n", n) != A.shape[0]:
-            raise ValueError(f"n={n} does not match A of shape {A.shape}")
-    check_choice("method", method, ("optimized", "random"))
-    check_choice("stability", stability, ("reflect", "clip"))
-    gamma = check_positive_float("gamma", gamma)
-    epsilon = check_positive_float("epsilon", epsilon)
-    lr = check_positive_float("lr", lr)
-    max_iter = check_positive_int("max_iter", max_iter)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    seed = int(seed)
-
-    params = {"version": _ALGORITHM_VERSION, "method": method, "seed": seed, "stability": stability}
-    if method == "optimized":
-        params.update(gamma=gamma, max_iter=max_iter, lr=lr)
-    else:
-        params.update(epsilon=epsilon)
+    A, B = _check_inputs(A, n, B)
+    params = _params(A, B, method, objective, pairs, response_weight, gamma, epsilon, seed, stability, max_iter, lr)
     path = ptd_cache_dir() / f"{_cache_key(A, params)}.npz"
     if cache:
         hit = _load_cached(path)
         if hit is not None:
             return hit
 
-    t0 = time.perf_counter()
-    if method == "optimized":
-        with _torch_single_thread():
-            E, iterations = _optimize_perturbation(A, gamma, seed, max_iter, lr, progress)
-    else:
-        E, iterations = random_perturbation(A, epsilon, seed), 0
+    t0 = time.process_time()
+    E, iterations = _solve(A, B, params, cache, progress)
     eigenvalues, V, V_inv, E, moved = _diagonalize(A, E, stability)
     diagnostics = decomposition_diagnostics(A, E, eigenvalues, V, V_inv)
-    diagnostics.update(params, stability_moved=moved, iterations=iterations,
-                       seconds=time.perf_counter() - t0, cached=False)
+    diagnostics.update(params, response_error=_response_error(A, B, eigenvalues, V, V_inv),
+                       stability_moved=moved, iterations=iterations, seconds=time.process_time() - t0,
+                       cached=False)
     result = PTDResult(eigenvalues, V, V_inv, E, A, diagnostics)
     if cache:
         try:
@@ -338,3 +325,14 @@ def perturb_then_diagonalize(
             warnings.warn(f"could not write PTD cache {path}: {exc}", stacklevel=2)
     return result
 
+
+def _response_error(A: np.ndarray, B: np.ndarray, eigenvalues: np.ndarray, V: np.ndarray, V_inv: np.ndarray) -> float:
+    """``R(E)`` of the decomposition on :func:`~ptdssm.theory.response.response_grid` (``p`` = RESPONSE_POWER)."""
+    import torch
+
+    from .response import response_error_torch, response_grid, state_response_torch
+
+    t = torch.from_numpy
+    w = t(response_grid(A))
+    value, _ = response_error_torch(t(eigenvalues), t(V), t(V_inv), t(B), w, state_response_torch(t(A), t(B), w))
+    return float(value)

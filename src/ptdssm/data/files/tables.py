@@ -26,6 +26,7 @@ integer classes, other numbers are regression targets (``target: auto``), anythi
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError
+from ..base import read_utf8
 from .common import RawSplit, is_int_text, parse_float, trim_trailing_nan
 
 __all__ = ["find_array_files", "npz_shapes", "read_array_split", "read_csv_split"]
@@ -170,30 +172,30 @@ def read_csv_split(path: Path, *, label_column: str = "first", header: Any = "au
     if not path.is_file():
         raise DataError(f"{path}: CSV file not found")
     series, labels, where = [], [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f, delimiter=delimiter), start=1):
-            if not row or all(not c.strip() for c in row):
+    text = read_utf8(path)  # a damaged byte: one line naming the file and line
+    for lineno, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        lab, vals = (row[0], row[1:]) if label_column == "first" else (row[-1], row[:-1])
+        if lineno == 1 and header is not False:
+            numeric = all(_is_value(v) for v in vals)
+            if header is True or (header == "auto" and not numeric):
                 continue
-            lab, vals = (row[0], row[1:]) if label_column == "first" else (row[-1], row[:-1])
-            if lineno == 1 and header is not False:
-                numeric = all(_is_value(v) for v in vals)
-                if header is True or (header == "auto" and not numeric):
-                    continue
-            if not lab.strip():
-                raise DataError(f"{path}:{lineno}: empty label ({label_column} column)")
-            try:
-                s = np.array([parse_float(v) for v in vals], dtype=np.float64)[:, None]
-            except ValueError:
-                bad = next(v for v in vals if not _is_value(v))
-                raise DataError(f"{path}:{lineno}: value {bad.strip()!r} is not a number") from None
-            s = trim_trailing_nan(s)
-            if len(s) == 0:
-                raise DataError(f"{path}:{lineno}: a row with a label but no values")
-            if np.isinf(s).any():
-                raise DataError(f"{path}:{lineno}: holds inf")
-            series.append(s)
-            labels.append(_label(lab))
-            where.append(f"{path}:{lineno}")
+        if not lab.strip():
+            raise DataError(f"{path}:{lineno}: empty label ({label_column} column)")
+        try:
+            s = np.array([parse_float(v) for v in vals], dtype=np.float64)[:, None]
+        except ValueError:
+            bad = next(v for v in vals if not _is_value(v))
+            raise DataError(f"{path}:{lineno}: value {bad.strip()!r} is not a number") from None
+        s = trim_trailing_nan(s)
+        if len(s) == 0:
+            raise DataError(f"{path}:{lineno}: a row with a label but no values")
+        if np.isinf(s).any():
+            raise DataError(f"{path}:{lineno}: holds inf")
+        series.append(s)
+        labels.append(_label(lab))
+        where.append(f"{path}:{lineno}")
     if not series:
         raise DataError(f"{path}: no rows")
     kinds = {type(v) for v in labels}

@@ -23,12 +23,14 @@ Every malformed case raises :class:`ptdssm.errors.DataError` naming ``file:line`
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import DataError
+from ..base import read_utf8
 from .common import trim_trailing_nan
 
 __all__ = ["TsFile", "TsHeader", "read_ts", "read_ts_header"]
@@ -109,11 +111,8 @@ def _header_tag(h: TsHeader, tag: str, rest: str, lineno: int) -> None:
 
 
 def _lines(path: Path):
-    try:
-        with open(path, encoding="utf-8", errors="strict") as f:
-            yield from enumerate(f, start=1)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text (UTF-8) .ts file ({exc.reason} at byte {exc.start})") from None
+    """``(line number, line)`` of a ``.ts`` file; a damaged byte is one error naming the file and line."""
+    yield from enumerate(io.StringIO(read_utf8(path), newline=None), start=1)
 
 
 def read_ts_header(path: str | Path) -> TsHeader:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import TaskData, TaskInfo
+from ..base import TaskData, TaskInfo, read_utf8
 from ..registry import register_task
 from ._cache import cache_dir, cache_key, cached_arrays
 from ._common import EOS, TokenDataset, Vocab, apply_subsets, get_options, pack, parse_label, smallest_uint
@@ -50,7 +50,7 @@ def read_listops_tsv(path: str | Path) -> tuple[list[str], np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"ListOps file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)  # a damaged byte: one line naming the file and line
     rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
     header = next(rows, None)
     if header is None:
