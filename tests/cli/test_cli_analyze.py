@@ -32,7 +32,8 @@ def is_png(path):
 def test_transfer_json_and_plot(capsys, tmp_path):
     png = tmp_path / "sub" / "transfer.png"
     doc = run_json(capsys, ["analyze", "transfer", "--n", "8", "16", "--json", "--plot", str(png)])
-    assert set(doc) == {"command", "seeds", "ptd", "objective", "pairs", "gamma", "ptd_seed", "rows", "plot"}
+    response = {"response_weight"} if doc["objective"] == "response" else set()
+    assert set(doc) == {"command", "seeds", "ptd", "objective", "pairs", "gamma", "ptd_seed", "rows", "plot"} | response
     assert doc["command"] == "transfer" and doc["seeds"] == [0] and doc["plot"] == str(png)
     assert doc["ptd"] == "ptd" and doc["objective"] in ("paper", "response")  # the JSON names the objective used
     assert [r["n"] for r in doc["rows"]] == [8, 16]

@@ -18,13 +18,17 @@ def _c(t: torch.Tensor) -> np.ndarray:
     return torch.view_as_complex(t.detach().contiguous()).numpy()
 
 
-def _partners(lam_half: np.ndarray, lam_full: np.ndarray) -> list[tuple[int, bool]]:
-    """For each full mode ``j``: ``(k, conjugated)`` with ``lam_full[j] = lam_half[k]`` or its conjugate."""
+def _partners(lam_half: np.ndarray, lam_full: np.ndarray, blocks: int = 1) -> list[tuple[int, bool]]:
+    """For each full mode ``j``: ``(k, conjugated)`` with ``lam_full[j] = lam_half[k]`` or its conjugate, ``k`` in
+    the same diagonal block (S5 repeats the eigenvalues on each block)."""
     out = []
-    for x in lam_full:
-        d, dc = np.abs(lam_half - x), np.abs(lam_half.conj() - x)
+    mh, mf = lam_half.size // blocks, lam_full.size // blocks
+    for j, x in enumerate(lam_full):
+        lo = (j // mf) * mh
+        cand = lam_half[lo:lo + mh]
+        d, dc = np.abs(cand - x), np.abs(cand.conj() - x)
         k, kc = int(d.argmin()), int(dc.argmin())
-        out.append((k, False) if d[k] <= dc[kc] else (kc, True))
+        out.append((lo + k, False) if d[k] <= dc[kc] else (lo + kc, True))
         assert min(d[k], dc[kc]) <= 1e-9 * np.abs(x), "the full layer has a mode the half one lacks"
     return out
 
@@ -71,7 +75,7 @@ def test_s5_conjugate_symmetric_layer_equals_the_full_state_layer(blocks, bidire
     torch.manual_seed(1)
     full = S5(3, N, init="ptd-response", blocks=blocks, conj_sym=False, bidirectional=bidirectional).double()
     assert (half.n_modes, half.conj_sym, full.n_modes, full.conj_sym) == (N // 2, True, N, False)
-    pairs = _partners(half.eigenvalues().detach().numpy(), full.eigenvalues().detach().numpy())
+    pairs = _partners(half.eigenvalues().detach().numpy(), full.eigenvalues().detach().numpy(), blocks)
     B_h, B_f, C_h = _c(half.B), _c(full.B), _c(half.C)
     C_f = np.empty(C_h.shape[:-1] + (N,), complex)
     log_dt = torch.empty(N, dtype=torch.float64)
@@ -91,5 +95,25 @@ def test_d_state_convention_of_the_ptd_inits(layer, kw):
     # d_state = N is the order of the real state matrix for every init: N/2 stored modes for the pairs-only PTDs.
     assert layer(2, N, init="ptd-response", **kw).n_modes == N // 2
     assert layer(2, N, init="ptd-paper", **kw).n_modes == N
+    # an odd (block) size keeps one real eigenvalue, so all its modes: no conjugate symmetry
+    odd = {"d_state": 10, "blocks": 2} if layer is S5 else {"d_state": 9}
+    assert layer(2, init="ptd-response", **odd).n_modes == odd["d_state"]
     with pytest.raises(ValueError, match="even"):
-        layer(2, 10, init="ptd-response", blocks=2) if layer is S5 else layer(2, 9, init="ptd-response")
+        layer(2, init="ptd-response", conj_sym=True, **odd)
+
+
+@pytest.mark.parametrize("init", ["ptd", "ptd-paper", "ptd-response", "ptd-paper-pairs"])
+@pytest.mark.parametrize(("layer", "kw"), [(S4D, {"d_state": N}), (S5, {"d_state": N, "blocks": 2}),
+                                           (S4D, {"d_state": 6, "conj_sym": False})])
+def test_meta_build_has_the_real_shapes_without_solving(init, layer, kw, tmp_path, monkeypatch):
+    # Config validation builds layers on the meta device: it must not spend minutes on a PTD solve, and must give
+    # the parameter shapes of the real build (compared for sizes whose real PTDs the other tests cache).
+    real = layer(3, init=init, **kw)
+    monkeypatch.setenv("PTDSSM_CACHE_DIR", str(tmp_path))  # an empty cache: a solve would write a file here
+    with torch.device("meta"):
+        meta = layer(3, init=init, **kw)
+    assert list(tmp_path.iterdir()) == []
+    assert meta.n_modes == real.n_modes and meta.conj_sym == real.conj_sym
+    assert {k: v.shape for k, v in meta.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}
+    with torch.device("meta"), pytest.raises(ValueError, match="objective"):
+        layer(3, init=init, init_kwargs={"objective": "magic"}, **kw)

@@ -68,7 +68,8 @@ def test_kernel_matches_ref(kw):
     torch.testing.assert_close(layer.kernel(100).detach(), ref, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize(("init", "n_modes"), [("s4d-legs", 4), ("s4d-lin", 4), ("ptd", 8), ("s4d-real", 8)])
+@pytest.mark.parametrize(("init", "n_modes"), [("s4d-legs", 4), ("s4d-lin", 4), ("ptd-paper", 8), ("ptd-response", 4),
+                                              ("s4d-real", 8)])
 def test_d_state_is_the_order_of_the_real_state_matrix(init, n_modes):
     """One meaning of d_state: N = 8 for every init; N/2 stored modes with conjugate symmetry, N without."""
     layer = make(S4D, H=2, d_state=8, init=init)

@@ -56,7 +56,8 @@ def test_step_matches_forward(kw):
     contract.check_step_matches_forward(lambda H, **o: make(S5, H=H, perturb=0.05, **kw, **o), L=200)
 
 
-@pytest.mark.parametrize(("init", "n_modes"), [("s5-legs", 8), ("ptd", 16), ("s5-ptd", 16)])
+@pytest.mark.parametrize(("init", "n_modes"), [("s5-legs", 8), ("ptd-paper", 16), ("s5-ptd-paper", 16),
+                                              ("ptd-response", 8), ("s5-ptd-response", 8)])
 def test_d_state_is_the_order_of_the_real_state_matrix(init, n_modes):
     layer = make(S5, H=3, d_state=16, init=init, blocks=2)
     assert layer.d_state == 16 and layer.n_modes == n_modes

@@ -5,6 +5,7 @@ import pytest
 import scipy.linalg
 
 from ptdssm import INITS, hippo_legs, hippo_legs_nplr, ssm_init
+from ptdssm.theory.init import DEFAULT_PTD, MIN_PAIRS_SIZE, PTD_PRESETS, ptd_options
 
 
 def _impulse_response(init, C, t):
@@ -51,23 +52,44 @@ def test_s4d_lin_inv_real_formulas():
     assert not real.conj_sym
 
 
-def test_ptd_init_is_a_decomposition_of_the_perturbed_hippo():
+@pytest.mark.parametrize(("name", "n_modes"), [("ptd-paper", 16), ("ptd-response", 8), ("ptd-paper-pairs", 8)])
+def test_ptd_init_is_a_decomposition_of_the_perturbed_hippo(name, n_modes):
     n = 16
     A_H, B_H = hippo_legs(n)
-    init = ssm_init("ptd", n)
+    init = ssm_init(name, n, conj_sym=False)
     E = init.V @ np.diag(init.Lambda) @ init.V_inv - A_H
     assert np.abs(E.imag).max() < 1e-9
     assert np.linalg.norm(E.real, 2) / np.linalg.norm(A_H, 2) == pytest.approx(
         init.diagnostics["relative_perturbation"], rel=1e-6)
     np.testing.assert_allclose(init.B, init.V_inv @ B_H, atol=1e-12)
-    assert init.n_modes == n and np.all(init.Lambda.real < 0)
+    assert init.n_modes == n and np.all(init.Lambda.real < 0) and init.name == name
+    half = ssm_init(name, n)  # the preset's own mode count: n/2 for the pairs-only ones
+    assert half.n_modes == n_modes and half.conj_sym == (n_modes < n)
+    # with conjugate symmetry, the kept modes plus their conjugates realize the same A + E
+    if half.conj_sym:
+        full = np.concatenate([half.V, half.V.conj()], 1), np.concatenate([half.Lambda, half.Lambda.conj()])
+        np.testing.assert_allclose((full[0] * full[1]) @ np.linalg.inv(full[0]), A_H + E.real, atol=1e-8 * n * n)
 
 
-@pytest.mark.parametrize("name", ["s5-legs", "s5-ptd"])
+def test_ptd_names_are_presets_of_the_solver():
+    assert ptd_options("ptd-paper") == {"objective": "paper", "pairs": False}
+    assert ptd_options("s5-ptd-response") == ptd_options("ptd-response") == {"objective": "response", "pairs": True}
+    assert ptd_options("ptd") == ptd_options(DEFAULT_PTD) == ptd_options("s5-ptd")
+    assert ptd_options("ptd-response", {"pairs": False})["pairs"] is False
+    assert ssm_init("ptd", 8).diagnostics["objective"] == PTD_PRESETS[DEFAULT_PTD]["objective"]
+    # blocks below MIN_PAIRS_SIZE keep their real eigenvalues unless pairs=True is explicit
+    tiny = ssm_init("s5-ptd-response", 8, blocks=4)
+    assert MIN_PAIRS_SIZE > 2 and not tiny.diagnostics["pairs"] and not tiny.conj_sym and tiny.n_modes == 8
+    assert ssm_init("s5-ptd-response", 8, blocks=4, pairs=True, max_iter=50).n_modes == 4
+    with pytest.raises(ValueError, match="init"):
+        ptd_options("s4d-legs")
+
+
+@pytest.mark.parametrize("name", ["s5-legs", "s5-ptd", "s5-ptd-paper"])
 def test_s5_block_diagonal(name):
     P, J = 24, 3
     init = ssm_init(name, P, blocks=J)
-    block = ssm_init("s4d-legs" if name == "s5-legs" else "ptd", P // J)
+    block = ssm_init("s4d-legs" if name == "s5-legs" else name.removeprefix("s5-"), P // J)
     assert init.blocks == J
     np.testing.assert_allclose(init.Lambda, np.tile(block.Lambda, J))
     np.testing.assert_allclose(init.V_inv @ init.V, np.eye(init.n_modes), atol=1e-8)
@@ -75,7 +97,9 @@ def test_s5_block_diagonal(name):
 
 
 def test_registry_names_and_bad_input():
-    assert set(INITS) == {"s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "s4-legs", "s5-legs", "ptd", "s5-ptd"}
+    assert set(INITS) == {"s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "s4-legs", "s5-legs", "ptd", "s5-ptd",
+                          "ptd-paper", "ptd-paper-pairs", "ptd-response", "s5-ptd-paper", "s5-ptd-paper-pairs",
+                          "s5-ptd-response"}
     with pytest.raises(ValueError, match="init"):
         ssm_init("s4d-fancy", 8)
     with pytest.raises(ValueError, match="n must be"):

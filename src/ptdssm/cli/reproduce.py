@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fashion-mnist-cpu (CPU budget, ~20 min on 2 cores), scifar-paper (the paper's scale, "
                         "needs --data-dir with CIFAR-10), or a YAML file (default fashion-mnist-cpu)")
     r.add_argument("--models", nargs="+", default=None, metavar="M",
-                   help="registered LTI families to compare (default: s4d s4-ptd s5 s5-ptd, the paper's)")
+                   help="registered LTI families to compare, each optionally FAMILY@INIT to pick the init, e.g. "
+                        "s4-ptd@ptd-paper (the paper's PTD objective), s4-ptd@ptd-response, s5-ptd@ptd-paper-pairs "
+                        "(default: s4d s4-ptd s5 s5-ptd, the paper's; ptd is the default PTD)")
     r.add_argument("--epochs", type=int, metavar="N", help=f"budget: epochs per model, >= 1 ({budget['epochs']})")
     r.add_argument("--train-subset", type=int, metavar="N",
                    help=f"budget: training sequences, >= 1 ({budget['train_subset']})")

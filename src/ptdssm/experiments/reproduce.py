@@ -26,7 +26,7 @@ from .noise import PAPER_FREQUENCY, s4d_spike_frequency
 from .robustness import robustness_sweep, sweep_markdown, write_sweep_report
 
 __all__ = ["ROBUSTNESS_MODELS", "apply_budget", "check_robustness_models", "layer_option", "lti_family_names",
-           "reproduce_numerics", "reproduce_robustness", "robustness_config"]
+           "reproduce_numerics", "reproduce_robustness", "robustness_config", "split_model"]
 
 DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)
 CONTROL_FREQUENCY = 100.0  # far below the spikes: a frequency every model should pass the same way
@@ -44,10 +44,19 @@ def lti_family_names() -> list[str]:
     return [n for n in family_names() if issubclass(get_family(n).layer, LTISSM)]
 
 
+def split_model(spec: str) -> tuple[str, str | None]:
+    """``"FAMILY@INIT"`` -> ``(FAMILY, INIT)``, ``"FAMILY"`` -> ``(FAMILY, None)``: a compared model is a registered
+    family, optionally at another of its inits, e.g. ``s4-ptd@ptd-paper`` (the paper's PTD objective) next to
+    ``s4-ptd@ptd-response`` (:mod:`ptdssm.theory.init`)."""
+    family, _, init = str(spec).partition("@")
+    return family, (init or None)
+
+
 def check_robustness_models(models: Sequence[str]) -> list[str]:
-    """``models`` as a list, each checked to be a registered LTI family (ConfigError naming the bad ones)."""
+    """``models`` as a list, each checked to be a registered LTI family, optionally ``@INIT`` (ConfigError naming
+    the bad ones; the init itself is checked by the layer when the config is built)."""
     lti = lti_family_names()
-    unknown = [m for m in models if m not in lti]
+    unknown = [m for m in models if split_model(m)[0] not in lti or str(m).endswith("@")]
     if unknown or not models:
         raise ConfigError(f"--models: {', '.join(unknown) or 'none given'} not registered LTI famil"
                           f"{'y' if len(unknown) == 1 else 'ies'} for reproduce robustness; expected some of "
@@ -92,7 +101,8 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     Args:
         out_dir: report folder; each model's run directory is ``out_dir/runs/<model>``.
         config: packaged robustness config name or a YAML file.
-        models: the LTI families to compare (default :data:`ROBUSTNESS_MODELS`).
+        models: the LTI families to compare (default :data:`ROBUSTNESS_MODELS`), each optionally ``FAMILY@INIT``
+            to compare a family at another init, e.g. ``s4-ptd@ptd-paper s4-ptd@ptd-response`` (:func:`split_model`).
         overrides: ``key=value`` config overrides applied to every model (budget flags land here).
         frequencies: layer-noise frequencies of the sweep (default: the control ``w = 100``, the paper's 325.4 and
             the S4D-LegS spike of the configured state size, e.g. 1303.3 for ``d_state = 64``).
@@ -108,10 +118,14 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     base = robustness_config(config)
     summary: dict[str, Any] = {"config": str(base), "overrides": list(overrides), "seed": seed, "models": {}}
     spike = None
+    cfgs = {}  # every model's config is built (and checked) before any training
     for name in models:
+        family, init = split_model(name)
+        pick = [f"model.layer.init={init}"] if init else []
+        cfgs[name] = load_config(base, [*overrides, f"model.name={family}", *pick, f"train.seed={seed}",
+                                        f"train.out={out / 'runs' / name}", f"train.progress={str(progress).lower()}"])
+    for name, cfg in cfgs.items():
         run_dir = out / "runs" / name
-        cfg = load_config(base, [*overrides, f"model.name={name}", f"train.seed={seed}", f"train.out={run_dir}",
-                                 f"train.progress={str(progress).lower()}"])
         # Every model is probed at the spike of S4D-LegS with the same state size per block: that is where the
         # diagonal (S4D/S5) initialisation has its resonance and where PTD should not.
         spike = s4d_spike_frequency(int(layer_option(cfg.model, "d_state")) // (layer_option(cfg.model, "blocks") or 1))

@@ -27,7 +27,7 @@ need to build ``B~`` (and ``P~`` for S4). Conventions:
 The PTD inits are presets of :func:`~ptdssm.theory.ptd.perturb_then_diagonalize`'s ``objective`` and ``pairs``
 (:data:`PTD_PRESETS`); options given to :func:`ssm_init` override them. With ``pairs`` the default is
 ``conj_sym=True`` (``n/2`` modes, like S4D and S5), without it ``conj_sym=False`` (all ``n``, as the paper's S4-PTD
-and S5-PTD).
+and S5-PTD). Blocks smaller than :data:`MIN_PAIRS_SIZE` (S5-PTD with ``P/J = 2``) keep their real eigenvalues.
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ import scipy.linalg
 
 from .._checks import check_choice, check_positive_int
 from .hippo import hippo_legs, hippo_legs_nplr
-from .ptd import perturb_then_diagonalize
+from .ptd import check_ptd_options, perturb_then_diagonalize
 
-__all__ = ["DEFAULT_PTD", "INITS", "PTD_INITS", "PTD_PRESETS", "SSMInit", "ptd_options", "ssm_init"]
+__all__ = ["DEFAULT_PTD", "INITS", "MIN_PAIRS_SIZE", "PTD_INITS", "PTD_PRESETS", "SSMInit", "ptd_options", "ssm_init"]
+
+#: Smallest (block) size at which the pairs-only presets ask for pairs: at n = 2 the two real eigenvalues -1, -2 of
+#: HiPPO-LegS (kappa 3.7 with E = 0) become a conjugate pair only for ||E|| = 0.76 ||A|| (0.27 at n = 3, 0.03 at
+#: n = 4), so smaller blocks keep their real eigenvalues unless ``pairs=True`` is given explicitly.
+MIN_PAIRS_SIZE = 4
 
 #: What ``ptd`` (and ``s5-ptd``) means: one of the named PTD presets below.
-DEFAULT_PTD = "ptd-paper"
+DEFAULT_PTD = "ptd-response"
 
 #: ``perturb_then_diagonalize`` options of each named PTD (``ptd`` is :data:`DEFAULT_PTD`).
 PTD_PRESETS: dict[str, dict[str, object]] = {
@@ -141,12 +146,33 @@ def _s4d_real(n: int, conj_sym: bool) -> SSMInit:
 
 
 def _ptd(n: int, conj_sym: bool, name: str = "ptd", **ptd_kwargs: object) -> SSMInit:
+    if _shapes_only():
+        return _ptd_shapes(n, conj_sym, name, ptd_kwargs)
     res = perturb_then_diagonalize(n=n, **ptd_kwargs)  # type: ignore[arg-type]
     keep = _keep_upper(res.eigenvalues, conj_sym, n)
     _, B_H = hippo_legs(n)
     V, V_inv = res.V[:, keep], res.V_inv[keep, :]
     return SSMInit(name, res.eigenvalues[keep], V_inv @ B_H, V, V_inv, conj_sym=conj_sym,
                    diagnostics=dict(res.diagnostics))
+
+
+def _shapes_only() -> bool:
+    """A build on the ``meta`` device (config validation) needs the shapes, never the values."""
+    import torch
+
+    return torch.get_default_device().type == "meta"
+
+
+def _ptd_shapes(n: int, conj_sym: bool, name: str, ptd_kwargs: dict) -> SSMInit:
+    """What :func:`_ptd` returns, with the right shapes and dtypes but placeholder values: the options are checked,
+    nothing is solved (a PTD solve costs up to minutes; a ``meta`` build has no data to put it in)."""
+    check_ptd_options(n, **ptd_kwargs)
+    if conj_sym and n % 2:  # the real build also refuses conj_sym=True where the solution has real eigenvalues
+        raise ValueError(f"n must be even with conj_sym=True, got n={n}")
+    m = n // 2 if conj_sym else n
+    eye = np.eye(n, dtype=np.complex128)
+    return SSMInit(name, -0.5 + 1j * np.arange(1.0, m + 1.0), np.ones(m, complex), eye[:, :m], eye[:m],
+                   conj_sym=conj_sym, diagnostics={"shapes_only": True, **ptd_kwargs})
 
 
 def _block(base: SSMInit, name: str, blocks: int) -> SSMInit:
@@ -206,7 +232,7 @@ def ssm_init(name: str, n: int, *, conj_sym: bool | None = None, blocks: int = 1
         n: state size (size of the underlying HiPPO matrix; for S5 the total ``P`` over all blocks).
         conj_sym: keep one of each conjugate pair. Default ``True``, except for ``s4d-real`` and the PTD inits
             without ``pairs`` (``ptd-paper``, ``s5-ptd-paper``), which keep all ``n`` modes as the paper's
-            S4-PTD and S5-PTD do.
+            S4-PTD and S5-PTD do, and the pairs-only PTDs of an odd size (one eigenvalue is real).
         blocks: diagonal blocks ``J`` for the S5 inits (``n`` must be divisible by it).
         **ptd_kwargs: passed to :func:`~ptdssm.theory.ptd.perturb_then_diagonalize` (``gamma``, ``seed``,
             ``stability``, ``objective``, ``pairs``, ...) for the PTD inits, over the init's preset.
@@ -216,7 +242,10 @@ def ssm_init(name: str, n: int, *, conj_sym: bool | None = None, blocks: int = 1
     kwargs: dict = {}
     if name in PTD_INITS:
         kwargs.update(ptd_options(name, ptd_kwargs), name=name)
-        default_cs = bool(kwargs["pairs"])
+        block = n // blocks if name.startswith("s5-") and blocks > 0 and n % blocks == 0 else n
+        if block < MIN_PAIRS_SIZE and "pairs" not in ptd_kwargs:
+            kwargs["pairs"] = False  # a pair would cost ||E|| ~ 0.76 ||A|| at n = 2 (the preset yields)
+        default_cs = bool(kwargs["pairs"]) and block % 2 == 0  # an odd size keeps one real eigenvalue
     elif ptd_kwargs:
         raise ValueError(f"PTD options {sorted(ptd_kwargs)} only apply to the PTD inits, not {name!r}")
     else:

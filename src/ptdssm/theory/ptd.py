@@ -23,11 +23,11 @@ which makes the decomposition backward stable with backward error ``||E||``. Two
   for a small ``||E||`` but not for a small change of ``x``, and its ``G_PTD`` is off by ``O(||E||)`` at low
   frequency. This one is solved in the eigen-coordinates ``(V, Lambda)``, warm-started from the paper's solution.
 
-``pairs=True`` constrains every eigenvalue to be a non-real conjugate pair (``Im lambda >= 1/2``), so that layers keep
-``n/2`` modes with conjugate symmetry as S4D and S5 do (with ``pairs=False`` some eigenvalues may be real and layers
-keep all ``n``). The columns of ``V`` have unit 2-norm and ``V^{-1}`` is the true inverse. The final decomposition
-is recomputed from ``A + E`` in float64 NumPy, so the result depends only on the inputs (and is cached on disk, keyed
-by all of them: :func:`ptd_cache_dir`).
+``pairs=True`` constrains every eigenvalue to be a non-real conjugate pair (``Im lambda >= 1/2``; for an odd ``n`` one
+is necessarily real), so that layers keep ``n/2`` modes with conjugate symmetry as S4D and S5 do (with
+``pairs=False`` some eigenvalues may be real and layers keep all ``n``). The columns of ``V`` have unit 2-norm and
+``V^{-1}`` is the true inverse. The final decomposition is recomputed from ``A + E`` in float64 NumPy, so the result
+depends only on the inputs (and is cached on disk, keyed by all of them: :func:`ptd_cache_dir`).
 
 Stability is enforced afterwards as well (``stability="reflect"``: ``Re lambda <- -|Re lambda|``; ``"clip"``:
 ``Re lambda <- min(Re lambda, -1e-4)``). If that moves an eigenvalue, ``E`` is updated to
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -53,7 +54,7 @@ import numpy as np
 from .._checks import check_choice, check_finite_array, check_positive_float, check_positive_int, check_square_matrix
 from .hippo import hippo_legs
 
-__all__ = ["DEFAULT_RESPONSE_WEIGHT", "OBJECTIVES", "PTDResult", "decomposition_diagnostics",
+__all__ = ["DEFAULT_RESPONSE_WEIGHT", "OBJECTIVES", "PTDResult", "check_ptd_options", "decomposition_diagnostics",
            "perturb_then_diagonalize", "ptd_cache_dir", "random_perturbation"]
 
 # Bump when the algorithm changes, so that stale cache entries are never reused.
@@ -246,8 +247,6 @@ def _params(A: np.ndarray, B: np.ndarray, method: str, objective: str, pairs: bo
         if objective != "paper" or pairs:
             raise ValueError("objective='response' and pairs=True need method='optimized'")
         return {**params, "epsilon": check_positive_float("epsilon", epsilon)}
-    if pairs and A.shape[0] % 2:
-        raise ValueError(f"pairs=True needs an even n, got n={A.shape[0]}")
     spectral = objective == "response" or bool(pairs)
     default_iter = DEFAULT_SPECTRAL_ITER if spectral else DEFAULT_MAX_ITER
     params.update(objective=objective, pairs=bool(pairs), gamma=check_positive_float("gamma", gamma),
@@ -257,6 +256,19 @@ def _params(A: np.ndarray, B: np.ndarray, method: str, objective: str, pairs: bo
         params["response_weight"] = check_positive_float("response_weight", response_weight)
         params["B"] = hashlib.sha256(np.ascontiguousarray(B).tobytes()).hexdigest()[:16]
     return params
+
+
+def check_ptd_options(n: int, **kwargs: object) -> dict:
+    """Check the options of :func:`perturb_then_diagonalize` for HiPPO-LegS of size ``n`` without solving anything
+    (``ValueError`` naming the bad one); returns them as the cache-key dict."""
+    names = ("method", "objective", "pairs", "response_weight", "gamma", "epsilon", "seed", "stability", "max_iter",
+             "lr")
+    extra = sorted(set(kwargs) - set(names) - {"B", "cache", "progress"})
+    if extra:
+        raise ValueError(f"unknown PTD option(s) {', '.join(extra)}; expected some of {', '.join(names)}")
+    A, B = _check_inputs(None, n, kwargs.get("B"))  # type: ignore[arg-type]
+    defaults = {k: p.default for k, p in inspect.signature(perturb_then_diagonalize).parameters.items()}
+    return _params(A, B, *({**defaults, **kwargs}[k] for k in names))
 
 
 def perturb_then_diagonalize(
@@ -286,7 +298,7 @@ def perturb_then_diagonalize(
             ``||E||_2 = epsilon ||A||_2``, the baseline).
         objective: ``"paper"`` (``kappa(V) + gamma ||E||_2 / ||A||_2``) or ``"response"`` (plus
             ``response_weight * R(E)``, the relative state-response error; module docstring).
-        pairs: constrain every eigenvalue to a non-real conjugate pair (needs an even ``n``).
+        pairs: constrain every eigenvalue to a non-real conjugate pair (for an odd ``n``, all but one real one).
         response_weight: ``rho``, weight of ``R(E)`` with ``objective="response"`` (> 0).
         B: ``(n,)`` input vector of the response term; default ``sqrt(2i + 1)`` (HiPPO-LegS's ``B_H``).
         gamma: weight of the perturbation size in the objective (> 0). Larger gives smaller ``E``, larger kappa.

@@ -24,7 +24,8 @@ structure (how many pairs, how many real) is a *constraint* and never changes, a
 ``R`` the response error of :mod:`ptdssm.theory.response` (``rho = 0`` for the paper's objective), its gradient the
 analytic ``grad_E R`` chained through ``E(W, mu, U, rho)``. It starts from the free solution: with ``pairs=True``
 its real eigenvalues are merged two by two (sorted, neighbours paired) into ``(r_1 + r_2)/2 +- i delta_im`` with
-eigenvectors ``v_1 +- i v_2``, so every eigenvalue of the result is a non-real conjugate pair. The 2-norms are tracked
+eigenvectors ``v_1 +- i v_2``, so every eigenvalue of the result is a non-real conjugate pair (for an odd ``n`` all
+but one: the leftmost real eigenvalue stays real). The 2-norms are tracked
 by warm-started power iterations (exact values are recomputed for the diagnostics), the response's frequency grid is
 :func:`~ptdssm.theory.response.response_grid` plus the current ``|Im mu_k|`` (refreshed every 10 steps), ``rho``
 ramps up over the first 20% of the steps, and the step size follows a cosine.
@@ -58,13 +59,15 @@ _EIGENVALUE_LR = 0.3
 def torch_single_thread() -> Iterator[None]:
     """Small dense eig/svd are fastest on one thread, and one thread makes the iterates bitwise reproducible.
 
-    Every tensor of the solvers is created on the CPU explicitly, so a layer built under ``torch.device("meta")`` or
-    ``"cuda"`` still gets its PTD from this float64 CPU computation (without a device context, whose per-op
-    dispatch costs about 10% here)."""
+    A layer built under ``torch.device("meta")`` or ``"cuda"`` still gets its PTD from this float64 CPU computation:
+    the solvers create their tensors on the CPU explicitly, and a ``torch.device("cpu")`` context is entered only
+    when the default device is another one (its per-op dispatch costs about 10% here)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
+    cpu = torch.get_default_device().type == "cpu"
     try:
-        yield
+        with contextlib.nullcontext() if cpu else torch.device("cpu"):
+            yield
     finally:
         torch.set_num_threads(old)
 
@@ -124,7 +127,8 @@ def optimize_free(A: np.ndarray, gamma: float, seed: int, max_iter: int, lr: flo
 def spectral_start(A: np.ndarray, E: np.ndarray, pairs: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                           np.ndarray]:
     """``(W (n, k), mu (k,), U (n, r), rho (r,))`` of ``A + E``: one eigenvector per conjugate pair (``Im > 0``) and
-    the real ones; with ``pairs`` the real eigenpairs are merged two by two (module docstring)."""
+    the real ones; with ``pairs`` the real eigenpairs are merged two by two, all but one for an odd count (module
+    docstring)."""
     lam, V = np.linalg.eig(A + E)
     lam, V = lam.astype(np.complex128), V.astype(np.complex128)
     tol = 1e-9 * max(1.0, float(np.abs(lam).max()))
@@ -133,13 +137,12 @@ def spectral_start(A: np.ndarray, E: np.ndarray, pairs: bool) -> tuple[np.ndarra
     upper = np.flatnonzero(lam.imag > tol)
     W, mu = [V[:, upper]], [lam[upper]]
     U, rho = V[:, real].real, lam.real[real]
-    if pairs:
-        if real.size % 2:
-            raise ValueError(f"pairs=True needs an even n, got n={A.shape[0]}")
-        v1, v2 = U[:, 0::2], U[:, 1::2]
+    if pairs:  # with an odd n one real eigenvalue must stay: the leftmost (least seen by the response)
+        keep = real.size % 2
+        v1, v2 = U[:, keep::2], U[:, keep + 1::2]
         W.append(v1 + 1j * v2)
-        mu.append(0.5 * (rho[0::2] + rho[1::2]) + 1j * MIN_IMAG)
-        U, rho = U[:, :0], rho[:0]
+        mu.append(0.5 * (rho[keep::2] + rho[keep + 1::2]) + 1j * MIN_IMAG)
+        U, rho = U[:, :keep], rho[:keep]
     W_all = np.concatenate(W, axis=1)
     return W_all / np.linalg.norm(W_all, axis=0), np.concatenate(mu), U / np.linalg.norm(U, axis=0), rho
 
