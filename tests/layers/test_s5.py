@@ -3,11 +3,14 @@ freezing, errors."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from ptdssm import S5
+from ptdssm.kernels.scan import decay_order
 
 from . import contract
 from .common import bidir_sum, disc, gradcheck_layer, make, np64, param, rel, skip
@@ -63,6 +66,38 @@ def test_d_state_is_the_order_of_the_real_state_matrix(init, n_modes):
     assert layer.d_state == 16 and layer.n_modes == n_modes
     assert layer.eigenvalues().shape == (n_modes,) and layer.step_sizes().shape == (n_modes,)
     assert layer.state_dict()["B"].shape == (n_modes, 3, 2)
+
+
+def _with_fast_modes(layer):
+    """Modes 1, 4, 6 made as fast as PTD's (Re lambda -860, -300, -12 with dt = 0.1: Re log z down to -86, too fast
+    for the scan's chunks of 32), interleaved with slow ones so that the layer must reorder its modes."""
+    with torch.no_grad():
+        idx = torch.tensor([1, 4, 6])
+        layer.A_re[idx] = torch.tensor([860.0, 300.0, 12.0], dtype=layer.A_re.dtype).log()
+        layer.log_dt[idx] = math.log(0.1)
+    log_z, _, _ = layer._discrete()
+    assert decay_order(log_z.detach(), 300) is not None  # the split path is taken
+    return layer
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fast_modes_match_float64_recurrence_and_the_fft_scan(bidirectional):
+    layer = _with_fast_modes(make(S5, perturb=0.05, bidirectional=bidirectional))
+    u = torch.randn(2, 300, 3)
+    assert rel(layer(u), reference(layer, u.double().numpy())) < 1e-4
+    # Gradients of every parameter and the input: chunked (modes reordered, fast ones windowed) vs the FFT scan.
+    layer = layer.double()
+    u = u.double().requires_grad_()
+    out = {}
+    for scan in ("chunked", "fft"):
+        layer.scan = scan
+        layer.zero_grad()
+        u.grad = None
+        y = layer(u)
+        (y * torch.sin(torch.arange(y.numel(), dtype=y.dtype)).view_as(y)).sum().backward()
+        out[scan] = [y.detach(), u.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
+    for a, b in zip(out["chunked"], out["fft"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9 * float(b.abs().max()))
 
 
 def test_gradcheck_tiny_float64():

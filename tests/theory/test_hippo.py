@@ -10,6 +10,7 @@ import pytest
 from numpy.polynomial import legendre
 
 from ptdssm import hippo, hippo_fout, hippo_lagt, hippo_legs, hippo_legs_nplr, hippo_legt
+from ptdssm.theory.hippo import hippo_nplr
 
 NODES, WEIGHTS = legendre.leggauss(200)
 
@@ -47,34 +48,83 @@ def test_legs_is_the_scaled_legendre_ode():
     np.testing.assert_allclose(dc, (A @ coeffs(t) + B * f(t)) / t, atol=1e-6)
 
 
-def test_legt_is_the_sliding_window_legendre_ode():
-    n, t, h = 6, 2.0, 1e-4
+@pytest.mark.parametrize("window", [1.0, 2.0])
+def test_legt_is_the_sliding_window_legendre_ode(window):
+    # c(t) = (1/W) int_{t-W}^t f(x) g((x - t + W)/W) dx with g the orthonormal Legendre basis on [0, 1]
+    n, t, h, W = 6, 2.0, 1e-4, window
     f = lambda x: 1 - 2 * x + 0.5 * x**3 - 0.1 * x**5  # noqa: E731  (degree < n: the window is represented exactly)
 
     def coeffs(t):
-        return _integrate(lambda x: f(x) * _legendre_basis(n, x - (t - 1)), t - 1.0, t)
+        return _integrate(lambda x: f(x) * _legendre_basis(n, (x - (t - W)) / W), t - W, t) / W
 
-    A, B = hippo_legt(n)
+    A, B = hippo_legt(n, window=W)
     dc = (coeffs(t + h) - coeffs(t - h)) / (2 * h)
     np.testing.assert_allclose(dc, A @ coeffs(t) + B * f(t), atol=1e-6)
+    if W == 2.0:  # s4's normalisation is LegT on a window of 2
+        np.testing.assert_array_equal(hippo("legt", n, window=2.0)[0], A)
 
 
-def test_fout_is_the_sliding_window_fourier_ode():
-    n, t, h = 7, 0.37, 1e-5
-    f = lambda x: 0.3 + np.cos(2 * np.pi * x) - 0.7 * np.sin(6 * np.pi * x)  # noqa: E731  (in the span of the basis)
+def _fourier_basis(n: int, age: np.ndarray) -> np.ndarray:
+    """s4's FouT layout [1, dead, cos 2 pi k a, sin 2 pi k a, ...] (sqrt2 on the harmonics), orthonormal on [0, 1]."""
+    rows = [np.ones_like(age), np.zeros_like(age)]
+    for k in range(1, n // 2 + 1):
+        rows += [np.sqrt(2) * np.cos(2 * np.pi * k * age), np.sqrt(2) * np.sin(2 * np.pi * k * age)]
+    return np.stack(rows[:n])
 
-    def basis(s):
-        rows = [np.ones_like(s)]
-        for k in range(1, (n + 1) // 2 + 1):
-            rows += [np.sqrt(2) * np.cos(2 * np.pi * k * s), np.sqrt(2) * np.sin(2 * np.pi * k * s)]
-        return np.stack(rows[:n])
+
+@pytest.mark.parametrize("window", [1.0, 2.0])
+def test_fout_is_the_sliding_window_fourier_ode(window):
+    # c(t) = (1/W) int_{t-W}^t f(x) g((t - x)/W) dx (g of the age); f periodic with period W and in the span, so the
+    # closure of the dropped end u(t - W) is exact and the ODE holds to quadrature accuracy
+    n, t, h, W = 8, 0.37, 1e-5, window
+    f = lambda x: 0.3 + np.cos(2 * np.pi * x / W) - 0.7 * np.sin(6 * np.pi * x / W)  # noqa: E731
 
     def coeffs(t):
-        return _integrate(lambda x: f(x) * basis(x - (t - 1)), t - 1.0, t)
+        return _integrate(lambda x: f(x) * _fourier_basis(n, (t - x) / W), t - W, t) / W
 
-    A, B = hippo_fout(n)
+    A, B = hippo_fout(n, window=W)
     dc = (coeffs(t + h) - coeffs(t - h)) / (2 * h)
     np.testing.assert_allclose(dc, A @ coeffs(t) + B * f(t), atol=1e-5)
+    # the paper's FouT: skew-symmetric minus a rank-one dissipation, A + A^T = -W B B^T; at W = 2 (s4's) A + B B^T is
+    # skew-symmetric
+    np.testing.assert_allclose(A + A.T, -W * np.outer(B, B), atol=1e-12)
+    assert np.all(A[1] == 0) and np.all(A[:, 1] == 0) and B[1] == 0  # the dead state
+
+
+def test_s4_normalisation_of_fout():
+    # s4's transition('fout', N): frequencies pi k on (cos_k, sin_k) = (2k, 2k+1), minus b b^T, B = b
+    n = 10
+    A, B = hippo_fout(n, window=2.0)
+    b = np.array([1, 0, np.sqrt(2), 0, np.sqrt(2), 0, np.sqrt(2), 0, np.sqrt(2), 0])
+    np.testing.assert_allclose(B, b)
+    S = A + np.outer(b, b)
+    np.testing.assert_allclose(S, -S.T, atol=1e-15)
+    for k in range(1, n // 2):
+        assert S[2 * k, 2 * k + 1] == pytest.approx(-np.pi * k) and S[2 * k + 1, 2 * k] == pytest.approx(np.pi * k)
+    assert np.count_nonzero(S) == 2 * (n // 2 - 1)
+
+
+@pytest.mark.parametrize(("measure", "rank"), [("legs", 1), ("legt", 2), ("fout", 1)])
+@pytest.mark.parametrize("n", [1, 2, 9, 16])
+def test_nplr_forms(measure, rank, n):
+    A, B = hippo(measure, n, window=2.0) if measure != "legs" else hippo_legs(n)
+    A_N, P, B2 = hippo_nplr(measure, n)
+    assert P.shape == (rank, n)
+    np.testing.assert_allclose(A_N - P.T @ P, A, atol=1e-12)
+    np.testing.assert_array_equal(B, B2)
+    # normal: a multiple of I plus a skew-symmetric matrix (S4 diagonalizes it with a unitary basis)
+    c = np.mean(np.diag(A_N))
+    np.testing.assert_allclose(A_N - c * np.eye(n) + (A_N - c * np.eye(n)).T, 0, atol=1e-12)
+    assert c == pytest.approx(-0.5 if measure == "legs" else 0.0)
+
+
+def test_window_option_errors():
+    with pytest.raises(ValueError, match="window"):
+        hippo_legt(4, window=0)
+    with pytest.raises(ValueError, match="window"):
+        hippo("legs", 4, window=2.0)
+    with pytest.raises(ValueError, match="measure"):
+        hippo_nplr("lagt", 4)
 
 
 def test_lagt_structure():

@@ -98,6 +98,7 @@ def test_s5_block_diagonal(name):
 
 def test_registry_names_and_bad_input():
     assert set(INITS) == {"s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "s4-legs", "s5-legs", "ptd", "s5-ptd",
+                          "s4-legt", "s4-fout", "s4d-legt", "s4d-fout",
                           "ptd-paper", "ptd-paper-pairs", "ptd-response", "s5-ptd-paper", "s5-ptd-paper-pairs",
                           "s5-ptd-response"}
     with pytest.raises(ValueError, match="init"):

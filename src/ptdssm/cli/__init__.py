@@ -16,7 +16,8 @@ DEVICE_HELP = ("auto (CUDA when PyTorch sees a GPU, else the CPU), cpu, cuda or 
                "without it is refused before anything loads (default auto)")
 
 # Verb modules, imported lazily so that ``ptdssm analyze`` does not pay for torch-heavy imports of other verbs.
-_VERBS = ("analyze", "train", "evaluate", "data", "robustness", "reproduce", "bench", "generate")
+_VERBS = ("analyze", "train", "evaluate", "data", "robustness", "reproduce", "bench", "generate",
+          "baselines")
 
 
 def build_parser() -> argparse.ArgumentParser:

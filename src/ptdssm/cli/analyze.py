@@ -1,4 +1,4 @@
-"""ptdssm analyze: numerics of the paper (PTD diagnostics, transfer functions, eigenvector conditioning).
+"""ptdssm analyze: numerics of the papers (PTD diagnostics, transfer functions, eigenvector conditioning, HiPPO bases).
 
 Subcommands::
 
@@ -6,6 +6,8 @@ Subcommands::
                                 [--seed S] [--json]
     ptdssm analyze transfer     --n N1 N2 ... [--ptd NAME] [--seeds K] [--gamma G] [--json] [--plot FILE]
     ptdssm analyze conditioning --n N1 N2 ... [--gamma G] [--trials T] [--json] [--plot FILE]
+    ptdssm analyze basis        [--measure legs|legt|fout ...] [--n N] [--window W] [--t-max T] [--points P]
+                                [--orders K] [--json] [--plot FILE]
 
 ``--ptd`` names the decomposition as the layers' ``init`` does: ``ptd`` (the default PTD), ``ptd-paper`` (the paper's
 objective), ``ptd-paper-pairs`` or ``ptd-response`` (:mod:`ptdssm.theory.init`); the JSON names the objective used.
@@ -184,6 +186,66 @@ def _cmd_conditioning(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# basis
+
+#: largest state size of ``analyze basis`` (one dense float64 ``expm`` of an n x n matrix per measure)
+BASIS_MAX_N = 2048
+
+
+def _basis_panel(measure: str, n: int, window: float, t, orders: int) -> dict:
+    from ..theory.basis import basis_closed_form, basis_errors, hippo_basis
+
+    K = hippo_basis(measure, n, t, window=window)
+    idx = [i for i in range(n) if not (measure == "fout" and i == 1)][:orders]  # FouT's index 1 is a dead state
+    ref = basis_closed_form(measure, n, t, window=window)
+    return {"measure": measure, "n": n, "window": window, "orders": idx, "t": t, "K": K[:, idx],
+            "closed_form": ref[:, idx], "errors": basis_errors(measure, n, t, K, window=window)}
+
+
+def _cmd_basis(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..theory.basis import BASIS_MEASURES
+
+    measures = [check_choice("--measure", m, BASIS_MEASURES) for m in args.measure]
+    n = check_positive_int("--n", args.n)
+    if n > BASIS_MAX_N:
+        raise ValueError(f"--n {n} is above the limit {BASIS_MAX_N} (a dense n x n matrix exponential per measure)")
+    window = check_positive_float("--window", args.window)
+    t_max = 2.0 * window if args.t_max is None else check_positive_float("--t-max", args.t_max)
+    points = check_positive_int("--points", args.points, minimum=3)
+    if points > 100_000:
+        raise ValueError(f"--points must be at most 100000, got {points}")
+    orders = check_positive_int("--orders", args.orders)
+    if args.plot:
+        ensure_writable_file(args.plot, "--plot")
+    t = np.linspace(0.0, t_max, points)
+    panels = [_basis_panel(m, n, window, t, orders) for m in _progress(measures, "basis")]
+    plot = None
+    if args.plot:
+        from ..plots import plot_basis
+
+        plot_basis(panels, args.plot)
+        plot = str(args.plot)
+    if args.json:
+        rows = [{"measure": p["measure"], "orders": p["orders"], "errors": p["errors"],
+                 "K": p["K"].T.round(10).tolist(), "closed_form": p["closed_form"].T.round(10).tolist()}
+                for p in panels]
+        _dump({"command": "basis", "n": n, "window": window, "t_max": t_max, "points": points,
+               "t": t.round(12).tolist(), "measures": rows, "plot": plot})
+        return 0
+    print(f"Basis functions K_n(t) = (e^(tA) B)_n against their closed forms, n = {n}, window W = {window:g} (LegT "
+          f"and FouT: 2/dt steps at W = 2); RMS over the first 8 orders")
+    table = [{"measure": p["measure"], **p["errors"]} for p in panels]
+    print(_table(table, [("measure", "measure", "s"), ("rms_low_window", "in window (0.025W..0.9W)", ".3g"),
+                         ("rms_low_after", "after (t >= 1.15W)", ".3g"),
+                         ("rms_all_after", "after, all orders", ".3g")]))
+    if plot:
+        print(f"wrote {plot}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
 # registration
 
 
@@ -192,7 +254,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..theory.init import DEFAULT_PTD
     from ..theory.ptd import DEFAULT_GAMMA, DEFAULT_MAX_ITER, DEFAULT_RESPONSE_WEIGHT, DEFAULT_SPECTRAL_ITER
 
-    p = subparsers.add_parser("analyze", help="numerics of the paper: PTD, transfer functions, conditioning",
+    p = subparsers.add_parser("analyze",
+                              help="numerics of the papers: PTD, transfer functions, conditioning, HiPPO bases",
                               description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
     sizes = f"(integers in 1..{MAX_N}; the cost grows like n^3)"
@@ -262,3 +325,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--ptd-seed", type=int, default=0, help="seed of the PTD optimization (default 0)")
     common(c, plot=True)
     c.set_defaults(func=_cmd_conditioning)
+
+    b = sub.add_parser("basis", help="HiPPO basis functions e^(tA) B (LegS, LegT, FouT) against their closed forms",
+                       description="Basis functions K_n(t) = (e^(tA) B)_n of the HiPPO systems in s4's normalisation "
+                                   "(How to Train Your HiPPO): LegS's warped Legendre polynomials (exact), LegT's "
+                                   "and FouT's windows of W time units (2/dt steps at W = 2), computed with a float64 "
+                                   "matrix exponential and compared with the closed forms.")
+    b.add_argument("--measure", nargs="+", default=["legs", "legt", "fout"], metavar="M",
+                   help="one or more of legs, legt, fout (default: all three)")
+    b.add_argument("--n", type=int, default=64, help=f"state size, 1..{BASIS_MAX_N} (default 64)")
+    b.add_argument("--window", type=float, default=2.0,
+                   help="window of LegT and FouT in time units, > 0 (default 2, s4's normalisation)")
+    b.add_argument("--t-max", type=float, default=None,
+                   help="last time of the grid, > 0 (default 2 x window)")
+    b.add_argument("--points", type=int, default=401, help="grid points from 0 to --t-max, 3..100000 (default 401)")
+    b.add_argument("--orders", type=int, default=4,
+                   help="how many basis functions to plot and print in the JSON, >= 1 (default 4; FouT's dead "
+                        "state 1 is skipped)")
+    b.add_argument("--json", action="store_true",
+                   help="print one JSON document on stdout and nothing else (default: a text table)")
+    b.add_argument("--plot", metavar="FILE",
+                   help="also write a figure to FILE, format from the suffix, e.g. .png (default: none)")
+    b.set_defaults(func=_cmd_basis)

@@ -142,6 +142,13 @@ def _report_files(extras: dict[str, Any], info: Any, doc: dict[str, Any], lines:
         lines.append(f"  classes ({len(extras['classes'])}): {shown}{' ...' if len(extras['classes']) > 20 else ''}")
     elif info.loss == "mse":
         lines.append(f"  regression: {info.n_classes} output(s), loss mse")
+    if info.head == "forecast":  # forecasting tasks: the series, its channels, the borders and the train scaler
+        for key in ("file", "n_steps", "columns", "inputs", "targets", "borders", "scaler"):
+            if key in extras:
+                doc[key] = extras[key]
+                lines.append(f"  {key.replace('_', ' ')}: {extras[key]}")
+        doc["lookback"], doc["horizon"] = info.seq_len, info.target_len
+        lines.append(f"  windows: lookback {info.seq_len} -> horizon {info.target_len}")
     if "length_range" in extras:
         doc["length_range"] = extras["length_range"]
         lines.append("  series length: {} to {} (seq_len {})".format(*extras["length_range"], info.seq_len))
@@ -176,7 +183,8 @@ def run_check(args: argparse.Namespace) -> int:
         doc["train_label_counts_first_2000"] = dict(sorted(labels.items()))
         doc["example_shape"] = list(x0.shape)
         counts = " ".join(f"{k}:{v}" for k, v in sorted(labels.items()))
-        lines.append(f"  train labels (first {len(sample)}): {counts}")
+        if info.head != "forecast":  # a forecast's targets are the horizon values, not labels
+            lines.append(f"  train labels (first {len(sample)}): {counts}")
         lines.append(f"  example x: {tuple(x0.shape)} {x0.dtype}")
     if "vocab" in data.extras:
         vocab = data.extras["vocab"]

@@ -1,5 +1,5 @@
-"""``ptdssm evaluate``: loss and accuracy (regression: MSE and MAE; language models: also bits per token) of a
-checkpoint on a split of its task."""
+"""``ptdssm evaluate``: loss and accuracy (regression: MSE and MAE; forecasting: also RMSE; language models: also bits
+per token) of a checkpoint on a split of its task."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate", help="evaluate a checkpoint on a split of its task (accuracy and loss), optionally under noise",
         description="Rebuild the model and data of a checkpoint (last.pt or best.pt of a run directory) and report "
-                    "its loss and accuracy (regression tasks: MSE and MAE; language models: also bits per token) "
+                    "its loss and accuracy (regression tasks: MSE and MAE; forecasting: also RMSE, on the scaled "
+                    "values; language models: also bits per token) "
                     "on a split, clean or under one noise setting.")
     p.add_argument("--checkpoint", required=True, metavar="C",
                    help="checkpoint file, e.g. RUN/checkpoints/best.pt; required")
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         under = f" under {noise.describe()} noise" if noise is not None else ""
         shown = (f"accuracy {res['acc']:.4f}" if "acc" in res else f"MSE {res['mse']:.4g}, MAE {res['mae']:.4g}")
+        if "rmse" in res:  # forecasting: also RMSE (all three on the scaled values, as the benchmark reports them)
+            shown += f", RMSE {res['rmse']:.4g}"
         if "bpb" in res:  # language models: bits per token (per byte with the byte tokenizer)
             shown += f", {res['bpb']:.4f} bits per token"
         print(f"{res['model']} on {res['task']} (epoch {res['epoch']}){under}: {res['split']} {shown}, "

@@ -46,7 +46,7 @@ class ModelConfig:
     norm: Literal["batch", "layer", "rms", "none"] = "batch"
     prenorm: bool = True
     residual: bool = True  # false: x = mix(ssm(norm(x))) (the paper's robustness model has no residual)
-    activation: Literal["gelu", "glu", "half-glu1", "half-glu2"] = "half-glu2"
+    activation: Literal["gelu", "glu", "half-glu1", "half-glu2", "identity"] = "half-glu2"
     dropout: float = 0.0
     pool: Literal["mean", "last"] = "mean"
     encoder: Literal["auto", "embedding", "linear"] = "auto"

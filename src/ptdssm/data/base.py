@@ -33,7 +33,11 @@ pooled        mse     float tensor ``(C,)``           float32 ``(B, C)``        
 last-k        ce      int64 ``(K,)``                  int64 ``(B, K)``                    ``(B, K, C)``
 token / lm    ce      int64 ``(L,)``, -100 unscored   int64 ``(B, L)`` padded with -100   ``(B, L, C)``
 token         mse     float ``(L, C)``, NaN unscored  float32 ``(B, L, C)`` padded NaN    ``(B, L, C)``
+forecast      mse     float ``(K, C)``                float32 ``(B, K, C)``               ``(B, K, C)``
 ============  ======  ==============================  ==================================  ==============
+
+A ``forecast`` task (:mod:`ptdssm.data.forecasting`) yields ``x`` float ``(L, d_input)``, the lookback window
+(``L`` = ``seq_len``), and ``y`` its next ``K`` = ``target_len`` steps (the horizon) of the ``C`` target channels.
 
 :data:`IGNORE_INDEX` (-100) is the class target of positions that are not scored (``torch.nn.CrossEntropyLoss``'s
 default ``ignore_index``). For ``lm`` tasks the dataset yields ``y`` = ``x`` shifted left by one (last position
@@ -55,7 +59,9 @@ default ``ignore_index``). For ``lm`` tasks the dataset yields ``y`` = ``x`` shi
 A library reader adds its module to :data:`ptdssm.data.registry.TASK_MODULES` so it registers on first lookup.
 A user's task needs no library edit: ``ptdssm train --task my_module:my_task`` imports ``my_module``, or a package
 declares a ``ptdssm.tasks`` entry point (see :mod:`ptdssm.data.registry`). Labelled series in ``.ts``, ``.npz`` /
-``.npy`` or CSV files need no code at all: tasks ``ucr``, ``arrays``, ``csv`` (:mod:`ptdssm.data.files.tasks`).
+``.npy`` or CSV files need no code at all: tasks ``ucr``, ``arrays``, ``csv`` (:mod:`ptdssm.data.files.tasks`);
+forecasting series (a lookback window in, a horizon out) are the ``forecast-*`` tasks of
+:mod:`ptdssm.data.forecasting`.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ __all__ = ["BYTE_VOCAB_SIZE", "HEADS", "IGNORE_INDEX", "LOSSES", "TOKENIZERS", "
 #: Class target of unscored positions (``torch.nn.functional.cross_entropy``'s default ``ignore_index``).
 IGNORE_INDEX = -100
 #: Output heads a task can ask for (:attr:`TaskInfo.head`).
-HEADS = ("pooled", "last-k", "token", "lm")
+HEADS = ("pooled", "last-k", "token", "lm", "forecast")
 #: Losses a task can ask for (:attr:`TaskInfo.loss`).
 LOSSES = ("cross-entropy", "mse")
 #: Tokenizers of the library's text tasks (:attr:`TaskInfo.tokenizer`): ``"bytes"``, token id = byte value + 1.
@@ -107,13 +113,14 @@ class TaskInfo:
         d_input: channels of continuous inputs (``x`` float ``(L, d_input)``), else ``None``.
         is_pair: two documents per example (retrieval).
         description: one line for listings.
-        target_len: ``K`` for ``head="last-k"`` (one class per each of the last ``K`` real positions), else
-            ``None``. Required iff ``head == "last-k"``.
+        target_len: ``K`` for ``head="last-k"`` (one class per each of the last ``K`` real positions) and for
+            ``head="forecast"`` (the horizon), else ``None``. Required iff the head is one of those two.
         head: ``"pooled"`` (one output per example from pooled features), ``"last-k"`` (outputs at the last
             ``target_len`` real positions), ``"token"`` (one output per position), ``"lm"`` (next-token prediction:
-            logits over ``vocab_size``, head tied to the embedding; needs ``vocab_size``).
+            logits over ``vocab_size``, head tied to the embedding; needs ``vocab_size``), ``"forecast"`` (the
+            next ``target_len`` steps after a lookback window of ``seq_len``; needs ``d_input`` and loss ``mse``).
         loss: ``"cross-entropy"`` or ``"mse"`` (regression; ``n_classes`` is then the number of regression
-            outputs; only with the ``pooled`` or ``token`` head).
+            outputs; only with the ``pooled``, ``token`` or ``forecast`` head).
         tokenizer: how text maps to token ids, for tasks read from text (``None``: not text, or the task's own
             vocabulary). ``"bytes"`` (the library's one, :data:`TOKENIZERS`): byte-level, token id = byte value + 1
             (0 is padding), ``vocab_size`` 257 (:data:`BYTE_VOCAB_SIZE`); decode with :func:`decode_bytes`. A
@@ -142,15 +149,17 @@ class TaskInfo:
             raise ValueError(f"{where}: head {self.head!r} is not one of {', '.join(HEADS)}")
         if self.loss not in LOSSES:
             raise ValueError(f"{where}: loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        if (self.target_len is not None) != (self.head == "last-k"):
-            raise ValueError(f"{where}: target_len is required with head 'last-k' and only then "
+        if (self.target_len is not None) != (self.head in ("last-k", "forecast")):
+            raise ValueError(f"{where}: target_len is required with heads 'last-k' and 'forecast' and only then "
                              f"(head {self.head!r}, target_len {self.target_len!r})")
         if self.target_len is not None and int(self.target_len) < 1:
             raise ValueError(f"{where}: target_len must be >= 1, got {self.target_len}")
         if self.head == "lm" and self.vocab_size is None:
             raise ValueError(f"{where}: head 'lm' needs token inputs (vocab_size)")
-        if self.loss == "mse" and self.head not in ("pooled", "token"):
-            raise ValueError(f"{where}: loss 'mse' needs head 'pooled' or 'token', got {self.head!r}")
+        if self.loss == "mse" and self.head not in ("pooled", "token", "forecast"):
+            raise ValueError(f"{where}: loss 'mse' needs head 'pooled', 'token' or 'forecast', got {self.head!r}")
+        if self.head == "forecast" and (self.loss != "mse" or self.d_input is None):
+            raise ValueError(f"{where}: head 'forecast' needs continuous inputs (d_input) and loss 'mse'")
         if int(self.n_classes) < 1:
             raise ValueError(f"{where}: n_classes must be >= 1, got {self.n_classes}")
         if self.tokenizer is not None and (not isinstance(self.tokenizer, str) or not self.tokenizer):

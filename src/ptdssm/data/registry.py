@@ -44,7 +44,9 @@ TASK_MODULES: list[str] = ["ptdssm.data.images", "ptdssm.data.lra_meta",
                            "ptdssm.data.lra.listops", "ptdssm.data.lra.text", "ptdssm.data.lra.retrieval",
                            "ptdssm.data.lra.image", "ptdssm.data.lra.pathfinder",
                            "ptdssm.data.generators.mnist1d", "ptdssm.data.generators.synthetic",
-                           "ptdssm.data.generators.induction", "ptdssm.data.text", "ptdssm.data.files.tasks"]
+                           "ptdssm.data.generators.induction", "ptdssm.data.generators.signals", "ptdssm.data.text",
+                           "ptdssm.data.files.tasks",
+                           "ptdssm.data.forecasting.tasks"]
 
 
 @dataclass(frozen=True)

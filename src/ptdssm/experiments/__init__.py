@@ -7,4 +7,6 @@
 * ``evaluate``: metrics of a model or checkpoint on a split; ``noise``: input- and layer-level noise (every LTI
   layer); ``robustness``: sweeps over noise frequency and amplitude; ``reproduce`` / ``numerics``: the paper's
   tables and figures.
+* ``forecast``: the forecast figure of a run; ``forecast_baselines``: naive, seasonal naive, DLinear (closed form)
+  and the least-squares AR oracle in the forecasting protocol (``ptdssm baselines``).
 """

@@ -10,11 +10,14 @@ pooled   mse    ``(B, C)``                    float ``(B, C)`` (NaN)
 last-k   ce     ``(B, K, C)``                 int64 ``(B, K)`` (-100)
 token/lm ce     ``(B, L, C)``                 int64 ``(B, L)`` (-100 = :data:`IGNORE_INDEX`)
 token    mse    ``(B, L, C)``                 float ``(B, L, C)`` (NaN)
+forecast mse    ``(B, K, C)``                 float ``(B, K, C)`` (the horizon's scaled values)
 ======== ====== ============================= ==================================================
 
 Cross-entropy: ``loss = mean over scored positions p of -log softmax(out_p)[y_p]``; accuracy is the fraction of
 scored positions with ``argmax out_p == y_p``. MSE: ``loss = mse = mean over scored scalars (out - y)^2``, ``mae =
-mean |out - y|``. ``n`` counts scored positions (CE: examples for a pooled head) or scored scalars (MSE).
+mean |out - y|``; forecasting (``head="forecast"``) also reports ``rmse = sqrt(mse)`` over the split (as SpaceTime
+does), all three on the scaled values, as the benchmark reports them. ``n`` counts scored positions (CE: examples
+for a pooled head) or scored scalars (MSE).
 Language-model tasks (``head="lm"``) also report ``bpb``, bits per token: ``loss / ln 2``, the mean cross-entropy
 in bits over scored positions; with the byte-level tokenizer (``TaskInfo.tokenizer == "bytes"``: one token per
 byte) it is bits per byte, the usual figure for character-level language models.
@@ -55,12 +58,13 @@ class Objective:
             raise ValueError(f"unknown TaskInfo.loss {self.kind!r}; expected cross-entropy or mse")
         self.regression = self.kind == "mse"
         self.lm = self.head == "lm" and not self.regression
+        self.forecast = self.head == "forecast"
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         """Names of :meth:`summarize`'s keys besides ``loss`` and ``n``."""
         if self.regression:
-            return ("mse", "mae")
+            return ("mse", "mae", "rmse") if self.forecast else ("mse", "mae")
         return ("acc", "bpb") if self.lm else ("acc",)
 
     # --- per batch -------------------------------------------------------------------------------------------
@@ -98,12 +102,15 @@ class Objective:
 
     def summarize(self, stats: torch.Tensor) -> dict[str, Any]:
         """Means from summed :meth:`stats`: CE ``{"loss", "acc", "n"}`` (plus ``"bpb"`` = ``loss / ln 2`` for an
-        ``lm`` head), MSE ``{"loss", "mse", "mae", "n"}``."""
+        ``lm`` head), MSE ``{"loss", "mse", "mae", "n"}`` (plus ``"rmse"`` for a ``forecast`` head)."""
         s = [float(v) for v in stats.double().cpu()]
         n = int(round(s[3]))
         mean = (lambda v: v / s[3]) if n else (lambda v: math.nan)
         if self.regression:
-            return {"loss": mean(s[0]), "mse": mean(s[1]), "mae": mean(s[2]), "n": n}
+            out = {"loss": mean(s[0]), "mse": mean(s[1]), "mae": mean(s[2]), "n": n}
+            if self.forecast:
+                out["rmse"] = math.sqrt(out["mse"]) if out["mse"] >= 0 else math.nan
+            return out
         out = {"loss": mean(s[0]), "acc": mean(s[1]), "n": n}
         if self.lm:
             out["bpb"] = out["loss"] / math.log(2.0)

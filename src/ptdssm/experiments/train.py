@@ -20,6 +20,7 @@ Run directory (``train.out``)::
     checkpoints/best.pt    the model of the best validation score (accuracy, ties broken by lower loss; regression:
                            lower loss)
     results.json           final metrics: test metrics of the best-validation and of the last model
+    forecast.png           forecasting tasks: history, truth and prediction of a few test windows (best model)
     tensorboard/           if train.tensorboard and TensorBoard is installed
 
 **Resume** restores everything in ``last.pt`` and truncates the metric files to what they held when it was written,
@@ -283,6 +284,9 @@ def _train_step(run: Run, state: TrainState, batch: dict[str, Any], bar: Any) ->
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.cfg.train.precision == "bf16"):
             out = run.net(**inputs)
         loss = run.objective.loss(out, y)
+        aux = getattr(run.model, "aux_loss", None)  # a model's own extra loss term (SpaceTime's closed loop)
+        if isinstance(aux, torch.Tensor):
+            loss = loss + aux
         bad = None if bool(torch.isfinite(loss)) else float(loss.detach())
     except NonFiniteError:  # a layer met a non-finite activation
         bad = float("nan")
@@ -352,6 +356,7 @@ def final_test(run: Run, state: TrainState) -> TrainResult:
     tc, obj = run.cfg.train, run.objective
     final = evaluate_model(run.net, run.test_loader, run.device, precision=tc.precision, objective=obj)
     best_test, best_epoch, best_val = final, int(state.best["epoch"]), state.best["val"]
+    plot = _forecast_plot(run, best_epoch) if best_epoch in (-1, tc.epochs) else None
     if best_epoch not in (-1, tc.epochs):
         best_state = state.best_state
         if best_state is None:  # resumed after the best epoch: every rank reads rank 0's best.pt
@@ -367,6 +372,7 @@ def final_test(run: Run, state: TrainState) -> TrainResult:
         last_state = {k: v.clone() for k, v in run.model.state_dict().items()}
         run.model.load_state_dict(best_state)
         best_test = evaluate_model(run.net, run.test_loader, run.device, precision=tc.precision, objective=obj)
+        plot = _forecast_plot(run, best_epoch)
         run.model.load_state_dict(last_state)
     names = (*obj.metric_names, "loss")
     best_val = best_val or {}
@@ -375,6 +381,8 @@ def final_test(run: Run, state: TrainState) -> TrainResult:
                "best_epoch": best_epoch, **{f"best_val_{k}": best_val.get(k) for k in names},
                **{f"test_{k}": best_test[k] for k in names}, **{f"final_test_{k}": final[k] for k in names},
                "test_n": final["n"]}
+    if run.info.head == "forecast":
+        results.update(lookback=run.info.seq_len, horizon=run.info.target_len, forecast_plot=plot)
     if run.is_main:
         run.log.write({"kind": "test", **results})
         atomic_write_text(json.dumps(results, indent=2) + "\n", run.out / "results.json")
@@ -383,6 +391,22 @@ def final_test(run: Run, state: TrainState) -> TrainResult:
              + " ".join(f"{k} {results[f'final_test_{k}']:.4f}" for k in names)
              + f"; results in {run.out / 'results.json'}", run.rank)
     return TrainResult(run.out, results, run.model)
+
+
+def _forecast_plot(run: Run, epoch: int) -> str | None:
+    """``forecast.png`` in the run directory (rank 0, forecasting tasks): a few test windows' history, truth and
+    prediction of the model being reported (:mod:`ptdssm.experiments.forecast`); ``None`` otherwise."""
+    if not run.is_main or run.info.head != "forecast":
+        return None
+    from .forecast import write_forecast_plot
+
+    title = f"{run.cfg.model.name} on {run.info.name}: test forecasts (best validation epoch {epoch})"
+    try:
+        return write_forecast_plot(run.model, run.test_loader.dataset, run.out / "forecast.png", device=run.device,
+                                   title=title)
+    except (AttributeError, TypeError, ValueError) as exc:  # e.g. a plug-in task's own dataset type
+        _log(f"no forecast plot: {' '.join(str(exc).split())}", run.rank)
+        return None
 
 
 # train.* keys a resume must keep: they change the numbers (seed, precision, deterministic algorithms), the schedule

@@ -7,11 +7,13 @@ sums) beside the fast path; ``tests/kernels/test_<module>.py`` compares them in 
 Ready-made SSM kernels from continuous parameters: :func:`s4d_kernel` (diagonal) and :func:`s4_kernel` (DPLR).
 Explicit long convolutions with the Squash/Smooth regularizers: :mod:`~ptdssm.kernels.long_conv`; the LRU map:
 :func:`lru_forward`. H3's shift SSM and the short causal FIR: :mod:`~ptdssm.kernels.shift`; Hyena's recurrence
-and filter pieces: :mod:`~ptdssm.kernels.hyena`.
+and filter pieces: :mod:`~ptdssm.kernels.hyena`. SpaceTime's companion kernels (the fast roots-of-unity
+algorithm, the closed loop): :mod:`~ptdssm.kernels.companion`.
 Selective (input-dependent) scans: :func:`selective_scan` (Mamba-1) and :func:`ssd_chunked` (Mamba-2's SSD).
 """
 
 from .cauchy import dplr_dense, dplr_kernel, dplr_kernel_ref
+from .companion import companion_kernel, companion_kernel_krylov, companion_kernel_ref
 from .discretize import conj_pair_to_real, discretize_dense, discretize_diag, discretize_dplr, discretize_ref
 from .dplr import s4_kernel, s4_kernel_ref
 from .fftconv import fft_conv, fft_conv_blh, fft_conv_ref
@@ -41,6 +43,9 @@ from .vandermonde import (
 __all__ = [
     "causal_conv",
     "causal_conv_ref",
+    "companion_kernel",
+    "companion_kernel_krylov",
+    "companion_kernel_ref",
     "conj_pair_to_real",
     "decay_deltas",
     "diag_scan",

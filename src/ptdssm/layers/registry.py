@@ -258,6 +258,7 @@ from .mamba2 import Mamba2  # noqa: E402
 from .s4 import S4  # noqa: E402
 from .s4d import S4D  # noqa: E402
 from .s5 import S5  # noqa: E402
+from .spacetime import SpaceTime  # noqa: E402
 
 register_family("s4", S4, bench={"d_state": 64}, description="S4: DPLR SSM (HiPPO-LegS), Cauchy/Krylov kernel")
 register_family("s4d", S4D, init="s4d-legs", bench={"d_state": 64}, description="S4D: diagonal SSM (S4D-LegS)")
@@ -281,3 +282,6 @@ register_family("h3", H3, init="s4d-lin", block="mlp",
 register_family("hyena", Hyena, block="mlp",
                 bench={"l_max": 16384, "order": 2, "fft_convs": 2, "targets": {"fwdbwd_proj": 1.5}},
                 description="Hyena: implicit long filters, short convs and gating, order N (Poli et al. 2023)")
+register_family("spacetime", SpaceTime, bench={"d_state": 64},
+                description="SpaceTime: companion SSM, fast roots-of-unity kernel, closed-loop forecaster "
+                            "(Zhang et al. 2023)")

@@ -7,12 +7,14 @@ For each channel ``h`` (``H`` channels, ``m`` modes):
 
 with ``(log lambda_bar, gamma)`` from ZOH or bilinear discretization of ``Lambda`` with the channel's ``dt``, and
 ``f = 2`` with conjugate symmetry (``m = N/2`` modes), else ``1``. Inits: ``s4d-legs``, ``s4d-lin``, ``s4d-inv``,
-``s4d-real`` and the PTD ones (S4-PTD: eigenvalues of the perturbed HiPPO-LegS, ``B = V^-1 B_H``; ``ptd`` is the
-default PTD, ``ptd-paper`` the paper's objective, ``ptd-paper-pairs`` and ``ptd-response`` conjugate pairs only, see
-:mod:`ptdssm.theory.init`).
+``s4d-real``, ``s4d-legt`` and ``s4d-fout`` (the diagonal analogues of S4-LegT and S4-FouT, *How to Train Your
+HiPPO*; ``dt_lengths`` applies its timescale rule) and the PTD ones (S4-PTD: eigenvalues of the perturbed
+HiPPO-LegS, ``B = V^-1 B_H``; ``ptd`` is the default PTD, ``ptd-paper`` the paper's objective, ``ptd-paper-pairs``
+and ``ptd-response`` conjugate pairs only, see :mod:`ptdssm.theory.init`).
 
 ``d_state = N`` is the order of the real state matrix realized per channel (the HiPPO size), for every init:
-``n_modes = N/2`` stored complex modes with conjugate symmetry (``s4d-legs``, ``s4d-lin``, ``s4d-inv`` and the
+``n_modes = N/2`` stored complex modes with conjugate symmetry (``s4d-legs``, ``s4d-lin``, ``s4d-inv``,
+``s4d-legt``, ``s4d-fout`` and the
 conjugate-pairs PTDs ``ptd-paper-pairs``, ``ptd-response``), ``N`` otherwise (``ptd-paper``, whose eigenvalues are
 not all in conjugate pairs, and ``s4d-real``). The kernel is :func:`ptdssm.kernels.vandermonde.s4d_kernel`, callable
 on its own.
@@ -28,11 +30,13 @@ from .._checks import check_choice, check_positive_int
 from ..kernels.fftconv import fft_conv_blh
 from ..kernels.vandermonde import diag_ssm_coeffs, s4d_kernel
 from ..theory.init import PTD_INITS, ssm_init
+from ..theory.timescale import dt_range, init_window
 from .lti import LTISSM
 
 __all__ = ["S4D", "S4D_INITS"]
 
-S4D_INITS = ("s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", *(i for i in PTD_INITS if not i.startswith("s5-")))
+S4D_INITS = ("s4d-legs", "s4d-lin", "s4d-inv", "s4d-real", "s4d-legt", "s4d-fout",
+             *(i for i in PTD_INITS if not i.startswith("s5-")))
 
 
 class S4D(LTISSM):
@@ -54,6 +58,9 @@ class S4D(LTISSM):
         lr: learning-rate hint for the SSM parameters (``None``: the optimizer helper's ``ssm_lr``).
         D: include the skip ``D u``.
         init_kwargs: extra options of the init (e.g. PTD ``gamma``, ``seed``).
+        dt_lengths: ``[min_len, max_len]`` in steps: ``dt_min, dt_max = W/max_len, W/min_len`` with the init's
+            window ``W`` (2 for ``s4d-legt``/``s4d-fout``/``s4d-lin``, else 1; :mod:`ptdssm.theory.timescale`);
+            replaces ``dt_min``/``dt_max``.
         validate: check inputs for NaN/inf (one reduction per call).
 
     :meth:`eigenvalues` has shape ``(n_ssm, m)``; :meth:`step_sizes` ``(H,)``.
@@ -63,10 +70,14 @@ class S4D(LTISSM):
                  n_ssm: int | None = None, bidirectional: bool = False, dt_min: float = 1e-3, dt_max: float = 1e-1,
                  disc: str = "zoh", dropout: float = 0.0, stability: str = "exp", freeze_A: bool = False,
                  freeze_B: bool = False, freeze_dt: bool = False, lr: float | None = None, D: bool = True,
-                 init_kwargs: dict[str, Any] | None = None, validate: bool = True) -> None:
+                 init_kwargs: dict[str, Any] | None = None, dt_lengths: list[float] | None = None,
+                 validate: bool = True) -> None:
+        if dt_lengths is not None:
+            dt_min, dt_max = dt_range(dt_lengths, init_window(init if isinstance(init, str) else None))
         super().__init__(d_model, bidirectional=bidirectional, dt_min=dt_min, dt_max=dt_max, disc=disc,
                          dropout=dropout, stability=stability, freeze_A=freeze_A, freeze_B=freeze_B,
                          freeze_dt=freeze_dt, lr=lr, D=D, validate=validate)
+        self.dt_lengths = dt_lengths
         self.init = check_choice("init", init, S4D_INITS)
         self.d_state = check_positive_int("d_state", d_state)
         H = self.d_model

@@ -23,7 +23,7 @@ import torch
 
 from .._checks import check_choice, check_positive_int
 from ..kernels.discretize import discretize_diag
-from ..kernels.scan import diag_scan
+from ..kernels.scan import decay_order, diag_scan, diag_scan_split
 from ..theory.init import PTD_INITS, ssm_init
 from .lti import LTISSM
 
@@ -105,21 +105,29 @@ class S5(LTISSM):
     def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         log_z, Bbar, C = self._discrete()
         m = self.n_modes
+        order = decay_order(log_z, u.shape[-2]) if self.scan == "chunked" else None
+        if order is not None:  # fast-decaying modes last: the scan slices them off (no gather of the states)
+            log_z, Bbar, C = log_z[order], Bbar[order], C[..., order]
         # Real GEMMs for the projections, with (Re, Im) interleaved along the state axis so that the complex views
         # are free (no strided complex(), no cat of real/imag halves): v = [Re, Im](B_bar) u viewed as complex
         # (B, L, m); y = Re(C x) = sum_n C_re x_re - C_im x_im over the interleaved real view of x.
         W = torch.stack([Bbar.real, Bbar.imag], dim=1).reshape(2 * m, -1)  # (2m, H)
         v = torch.view_as_complex((u @ W.T).view(*u.shape[:-1], m, 2))  # (B, L, m)
-        xs = [diag_scan(log_z, v, self.scan)]
+        xs = self._scan(log_z, v)
         if self.bidirectional:
             # Inputs beyond each length are zero, so a full flip reverses every sequence within its own length.
-            xs.append(diag_scan(log_z, v.flip(1), self.scan).flip(1))
-        x = torch.cat([torch.view_as_real(t).reshape(*t.shape[:-1], 2 * m) for t in xs], dim=-1)  # (B, L, 2m ch)
+            xs += [t.flip(1) for t in self._scan(log_z, v.flip(1))]
+        # The scan's groups of modes (slow, fast) in order: their cat is the (B, L, 2m ch) real view of the states.
+        x = torch.cat([torch.view_as_real(t).reshape(*t.shape[:-1], 2 * t.shape[-1]) for t in xs], dim=-1)
         Cw = torch.cat([torch.stack([c.real, -c.imag], dim=-1).reshape(c.shape[0], 2 * m) for c in C], dim=-1)
         y = x @ Cw.T
         if self.D is not None:
             y = y.addcmul_(u, self.D.to(u.dtype))  # one pass instead of u * D then y + (...)
         return y
+
+    def _scan(self, log_z: torch.Tensor, v: torch.Tensor) -> list[torch.Tensor]:
+        """States ``(B, L, m)`` of ``v (B, L, m)``, as :func:`~ptdssm.kernels.scan.diag_scan_split`'s groups."""
+        return diag_scan_split(log_z, v) if self.scan == "chunked" else [diag_scan(log_z, v, self.scan)]
 
     def _state_shape(self) -> tuple[int, ...]:
         return (self.n_modes,)

@@ -33,7 +33,7 @@ from ..layers.registry import BLOCKS
 
 __all__ = ["ACTIVATIONS", "BLOCK_KINDS", "MLP", "NORMS", "ChannelMix", "RMSNorm", "ResidualBlock"]
 
-ACTIVATIONS = ("gelu", "glu", "half-glu1", "half-glu2")
+ACTIVATIONS = ("gelu", "glu", "half-glu1", "half-glu2", "identity")
 BLOCK_KINDS = BLOCKS  # the block kinds a family may name (defined once, in the family registry)
 NormKind = Literal["batch", "layer", "rms", "none"]
 NORMS = ("batch", "layer", "rms", "none")
@@ -93,7 +93,8 @@ class ChannelMix(nn.Module):
 
     With ``g = dropout(gelu(z))``: ``gelu``: ``W g``; ``glu``: ``GLU(W g)`` with ``W: H -> 2H`` (S4's block, S5's
     ``full_glu``); ``half-glu1``: ``g * sigmoid(W g)``; ``half-glu2``: ``z * sigmoid(W g)`` (S5's ``half_glu2``, the
-    S5-PTD recipes' ``x*sigmoid(W gelu(x))``); each followed by dropout.
+    S5-PTD recipes' ``x*sigmoid(W gelu(x))``); each followed by dropout. ``identity``: ``z`` itself, no
+    parameters (s4's ``linear: true``; with ``norm: none`` and ``residual: false`` the network is linear).
     """
 
     def __init__(self, d_model: int, activation: str = "glu", dropout: float = 0.0) -> None:
@@ -102,10 +103,12 @@ class ChannelMix(nn.Module):
             raise ValueError(f"unknown activation {activation!r}; expected one of: {', '.join(ACTIVATIONS)}")
         self.activation = activation
         out = 2 * d_model if activation == "glu" else d_model
-        self.linear = nn.Linear(d_model, out)
+        self.linear = None if activation == "identity" else nn.Linear(d_model, out)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.linear is None:  # identity
+            return self.dropout(z)
         g = self.dropout(F.gelu(z))
         if self.activation == "gelu":
             y = self.linear(g)

@@ -7,6 +7,12 @@ r"""Output heads, picked from the task's :attr:`~ptdssm.data.TaskInfo.head` (``C
 | ``last-k`` | :class:`LastKHead` | features ``(B, L, H)``, ``lengths`` | ``(B, K, C)`` |
 | ``token`` | :class:`TokenHead` | features ``(B, L, H)`` | ``(B, L, C)`` |
 | ``lm`` | :class:`LMHead` | features ``(B, L, H)`` | ``(B, L, V)`` |
+| ``forecast`` | :class:`LastKHead`, ``k`` = horizon | ``(B, L + K, H)`` of :func:`append_future` | ``(B, K, C)`` |
+
+**Forecasting** (``head="forecast"``, lookback ``L``, horizon ``K``): the model reads the lookback window followed by
+``K`` "future" steps whose values are zero and whose extra indicator channel is 1 (:func:`append_future`), and the
+head is the last-``K`` linear map: ``y_hat[b, j] = W h[b, L + j] + c``. Any causal or bidirectional sequence family
+forecasts this way; the future steps carry no target values, so nothing leaks.
 
 The same linear map serves classification (logits, cross-entropy) and regression (values, MSE): the loss is the
 training objective's business, not the head's. :class:`LMHead` has no weight of its own: its logits are
@@ -20,8 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassificationHead", "LMHead", "LastKHead", "RetrievalHead", "TokenHead", "gather_last_k",
-           "pool_sequence"]
+__all__ = ["ClassificationHead", "LMHead", "LastKHead", "RetrievalHead", "TokenHead", "append_future",
+           "gather_last_k", "pool_sequence"]
 
 
 def pool_sequence(h: torch.Tensor, lengths: torch.Tensor | None, mode: str) -> torch.Tensor:
@@ -44,6 +50,19 @@ def pool_sequence(h: torch.Tensor, lengths: torch.Tensor | None, mode: str) -> t
         idx = (lengths.clamp(min=1, max=L) - 1).to(h.device)
         return h[torch.arange(B, device=h.device), idx]
     raise ValueError(f"unknown pooling {mode!r}; expected mean or last")
+
+
+def append_future(x: torch.Tensor, horizon: int) -> torch.Tensor:
+    """The forecast path's input: ``(B, L, C)`` -> ``(B, L + K, C + 1)`` with ``K = horizon``.
+
+    ``out[:, :L, :C] = x`` and ``out[:, L:, :C] = 0`` (the future values, unknown); the last channel is the future
+    indicator, ``out[:, t, C] = 1`` for ``t >= L`` and 0 before.
+    """
+    B, L, C = x.shape
+    out = x.new_zeros((B, L + int(horizon), C + 1))
+    out[:, :L, :C] = x
+    out[:, L:, C] = 1.0
+    return out
 
 
 def gather_last_k(h: torch.Tensor, lengths: torch.Tensor | None, k: int) -> torch.Tensor:

@@ -5,7 +5,10 @@
 * **Blocks**: one :class:`~ptdssm.models.blocks.ResidualBlock` per mixer, of the family's block kind.
 * **Head** (from the task's :attr:`~ptdssm.data.TaskInfo.head`, see :mod:`ptdssm.models.heads`): ``pooled`` ->
   ``(B, C)`` (two-document pair tasks: the retrieval head), ``last-k`` -> ``(B, K, C)``, ``token`` -> ``(B, L, C)``,
-  ``lm`` -> ``(B, L, vocab_size)`` with the output weight tied to the embedding.
+  ``lm`` -> ``(B, L, vocab_size)`` with the output weight tied to the embedding, ``forecast`` -> ``(B, K, C)``: the
+  lookback window ``(B, L, d_input)`` is extended by ``K`` zero steps and a future-indicator channel
+  (:func:`~ptdssm.models.heads.append_future`; the encoder is ``Linear(d_input + 1, H)``) and the last-``K`` head
+  reads the future positions.
 
 **Streaming** (recurrent mode, for causal mixers with a step mode): :meth:`SequenceModel.init_state` (one mixer
 state per block, of a size that does not grow with the length), :meth:`SequenceModel.step` (one position ->
@@ -26,7 +29,7 @@ from torch import nn
 
 from ..data.base import HEADS
 from .blocks import ACTIVATIONS, ChannelMix, ChannelNorm, NormKind, ResidualBlock
-from .heads import ClassificationHead, LastKHead, LMHead, RetrievalHead, TokenHead, pool_sequence
+from .heads import ClassificationHead, LastKHead, LMHead, RetrievalHead, TokenHead, append_future, pool_sequence
 
 __all__ = ["ACTIVATIONS", "HEADS", "ChannelMix", "ResidualBlock", "SequenceModel", "pool_sequence"]
 
@@ -45,8 +48,8 @@ class SequenceModel(nn.Module):
         d_input: continuous inputs ``(B, L, d_input)`` through ``Linear(d_input, H)``.
         norm, prenorm, activation, dropout, bn_momentum, residual: block layout (see :class:`ResidualBlock`).
         block: block kind, ``"ssm"``, ``"mixer"`` or ``"mlp"`` (the family's :attr:`Family.block`).
-        head: ``"pooled"``, ``"last-k"``, ``"token"`` or ``"lm"``.
-        target_len: ``K`` of the ``last-k`` head.
+        head: ``"pooled"``, ``"last-k"``, ``"token"``, ``"lm"`` or ``"forecast"``.
+        target_len: ``K`` of the ``last-k`` head, the horizon of the ``forecast`` head.
         pool: ``"mean"`` or ``"last"`` (the ``pooled`` head).
         is_pair: two-document task: ``forward(x, lengths, x2, lengths2)`` and a :class:`RetrievalHead`.
         retrieval_hidden: hidden width of the retrieval head.
@@ -73,7 +76,8 @@ class SequenceModel(nn.Module):
             if head == "lm":
                 self._init_tied_embedding(self.encoder)  # type: ignore[arg-type]
         else:
-            self.encoder = nn.Linear(int(d_input), d_model)  # type: ignore[arg-type]
+            extra = 1 if head == "forecast" else 0  # the future-indicator channel of append_future
+            self.encoder = nn.Linear(int(d_input) + extra, d_model)  # type: ignore[arg-type]
         self.blocks = nn.ModuleList(
             ResidualBlock(layer, d_model, block=block, norm=norm, prenorm=prenorm, activation=activation,
                           dropout=dropout, bn_momentum=bn_momentum, residual=residual)
@@ -99,9 +103,11 @@ class SequenceModel(nn.Module):
             raise ValueError(f"unknown head {head!r}; expected one of: {', '.join(HEADS)}")
         if head == "lm" and vocab_size is None:
             raise ValueError("head 'lm' needs token inputs (vocab_size): its weight is the input embedding's")
-        if (head == "last-k") != (target_len is not None):
-            raise ValueError(f"target_len is required with head 'last-k' and only then (head {head!r}, "
-                             f"target_len {target_len!r})")
+        if (head in ("last-k", "forecast")) != (target_len is not None):
+            raise ValueError(f"target_len is required with heads 'last-k' and 'forecast' and only then (head "
+                             f"{head!r}, target_len {target_len!r})")
+        if head == "forecast" and vocab_size is not None:
+            raise ValueError("head 'forecast' needs continuous inputs (d_input), not token ids")
         if is_pair and head != "pooled":
             raise ValueError(f"a pair (retrieval) task needs head 'pooled', got {head!r}")
 
@@ -111,7 +117,7 @@ class SequenceModel(nn.Module):
             return LMHead(self.encoder)  # type: ignore[arg-type]
         if self.head == "token":
             return TokenHead(H, C)
-        if self.head == "last-k":
+        if self.head in ("last-k", "forecast"):
             return LastKHead(H, C, int(self.target_len))  # type: ignore[arg-type]
         return RetrievalHead(H, C, retrieval_hidden) if self.is_pair else ClassificationHead(H, C)
 
@@ -124,6 +130,8 @@ class SequenceModel(nn.Module):
             x = x.unsqueeze(-1)
         if x.dim() != 3 or x.shape[-1] != self.d_input:
             raise ValueError(f"continuous inputs must be (B, L, {self.d_input}), got {tuple(x.shape)}")
+        if self.head == "forecast":
+            x = append_future(x, int(self.target_len))  # type: ignore[arg-type]
         return self.encoder(x.to(self.encoder.weight.dtype))
 
     def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,7 +143,7 @@ class SequenceModel(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, x2: torch.Tensor | None = None,
                 lengths2: torch.Tensor | None = None) -> torch.Tensor:
-        """The head's output: ``(B, C)`` (pooled), ``(B, K, C)`` (last-k), ``(B, L, C)`` (token, lm).
+        """The head's output: ``(B, C)`` (pooled), ``(B, K, C)`` (last-k, forecast), ``(B, L, C)`` (token, lm).
 
         Args:
             x: ``(B, L)`` token ids or ``(B, L, d_input)`` values, right-padded.
@@ -145,7 +153,9 @@ class SequenceModel(nn.Module):
         if self.is_pair != (x2 is not None):
             raise ValueError("a pair (retrieval) model needs x2, and only a pair model takes it")
         if x2 is None:
-            h = self.features(x, lengths)
+            if self.head == "forecast" and lengths is not None and bool((lengths != x.shape[1]).any()):
+                raise ValueError("a forecast model reads full lookback windows; got padded ones (lengths)")
+            h = self.features(x, None if self.head == "forecast" else lengths)
             if self.head == "pooled":
                 return self.decoder(pool_sequence(h, lengths, self.pool))
             return self.decoder(h, lengths)
@@ -164,6 +174,8 @@ class SequenceModel(nn.Module):
         """Raise ``ValueError`` (one line, naming the block) unless the model can run one position at a time."""
         if self.is_pair:
             raise ValueError("a pair (retrieval) model does not stream: its head needs both whole documents")
+        if self.head == "forecast":
+            raise ValueError("a forecast model does not stream: it reads a whole lookback window and its horizon")
         if self.head == "pooled" and self.pool != "last":
             raise ValueError("a mean-pooled model does not stream: its output needs the whole sequence "
                              "(pool 'last', or the token/last-k/lm heads, do)")

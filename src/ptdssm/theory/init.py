@@ -17,12 +17,25 @@ need to build ``B~`` (and ``P~`` for S4). Conventions:
 | ``s4d-inv`` | ``-1/2 + i (n/pi)(n/(2k+1) - 1)`` | ``1`` |
 | ``s4d-real`` | ``-(k+1)``, all ``n`` real modes | ``1`` |
 | ``s4-legs`` | as ``s4d-legs``, plus ``P~ = V^H P`` so that ``A = Lambda - P~ P~^H`` (DPLR) | ``V^H B_H`` |
+| ``s4-legt`` | LegT (window 2, s4's): eigenvalues of the skew normal part (``Re = 0``), rank-2 ``P~`` | ``V^H B`` |
+| ``s4-fout`` | FouT (window 2, s4's; S4-FouT): skew normal part (``Re = 0``), rank-1 ``P~ = V^H B`` | ``V^H B`` |
+| ``s4d-legt`` | ``-1/2 + i w_k``, ``i w_k`` the eigenvalues of LegT's skew normal part | ``V^H B`` |
+| ``s4d-fout`` | ``-1/2 + i pi k`` (FouT's skew part, shifted): S4D-Lin, but ``|B~_0| = 1/sqrt2`` | ``V^H B`` |
 | ``s5-legs`` | ``s4d-legs`` eigenvalues of size ``n/J`` repeated on ``J`` diagonal blocks | ``V^{-1} B`` |
 | ``ptd-paper`` | the ``n`` eigenvalues of ``A_H + E``, paper's objective (S4-PTD); some may be real | ``V^{-1} B_H`` |
 | ``ptd-paper-pairs`` | as ``ptd-paper``, every eigenvalue a non-real conjugate pair (``n/2`` modes) | ``V^{-1} B_H`` |
 | ``ptd-response`` | response-preserving objective, conjugate pairs only (``n/2`` modes) | ``V^{-1} B_H`` |
 | ``ptd`` | the default PTD, :data:`DEFAULT_PTD` | ``V^{-1} B_H`` |
 | ``s5-ptd``, ``s5-ptd-paper``, ... | that PTD of LegS of size ``n/J`` on ``J`` diagonal blocks (S5-PTD) | ``V^{-1}B`` |
+
+The LegT and FouT inits (*How to Train Your HiPPO*, Gu et al. 2023) use s4's normalisation
+(:func:`~ptdssm.theory.hippo.hippo_nplr`, window :data:`~ptdssm.theory.hippo.S4_WINDOW` = 2 time units, so
+``2/dt`` steps). Their normal parts are skew-symmetric (``Re = 0``: all the dissipation is in the low-rank term); the
+layers clip ``Re`` to ``-1e-4``, which changes ``A`` by ``1e-4 I``. The S4D variants drop the low-rank term, which
+would leave undamped oscillators, so they take S4D-LegS's real part ``-1/2`` (S4D-Lin is FouT's diagonal analogue in
+exactly this sense; ``s4d-fout`` differs from it only in the ``k = 0`` mode's ``B~``). FouT's skew part has the
+eigenvalue 0 twice (the constant and the dead state): with conjugate symmetry those two are kept as one complex mode
+with eigenvector ``(e_0 + i e_1)/sqrt2``, whose conjugate is the other.
 
 The PTD inits are presets of :func:`~ptdssm.theory.ptd.perturb_then_diagonalize`'s ``objective`` and ``pairs``
 (:data:`PTD_PRESETS`); options given to :func:`ssm_init` override them. With ``pairs`` the default is
@@ -39,10 +52,11 @@ import numpy as np
 import scipy.linalg
 
 from .._checks import check_choice, check_positive_int
-from .hippo import hippo_legs, hippo_legs_nplr
+from .hippo import hippo_legs, hippo_legs_nplr, hippo_nplr
 from .ptd import check_ptd_options, perturb_then_diagonalize
 
-__all__ = ["DEFAULT_PTD", "INITS", "MIN_PAIRS_SIZE", "PTD_INITS", "PTD_PRESETS", "SSMInit", "ptd_options", "ssm_init"]
+__all__ = ["DEFAULT_PTD", "DPLR_INITS", "INITS", "MEASURE_OF_INIT", "MIN_PAIRS_SIZE", "PTD_INITS", "PTD_PRESETS",
+           "SSMInit", "ptd_options", "ssm_init"]
 
 #: Smallest (block) size at which the pairs-only presets ask for pairs: at n = 2 the two real eigenvalues -1, -2 of
 #: HiPPO-LegS (kappa 3.7 with E = 0) become a conjugate pair only for ||E|| = 0.76 ||A|| (0.27 at n = 3, 0.03 at
@@ -127,6 +141,55 @@ def _s4_legs(n: int, conj_sym: bool) -> SSMInit:
     return SSMInit("s4-legs", Lambda[keep], Vh @ B_H, V, Vh, P=(Vh @ P)[None, :], conj_sym=conj_sym)
 
 
+def _skew_eig(S: np.ndarray, conj_sym: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs ``(i mu, V)`` of a real skew-symmetric ``S`` with unitary ``V``, the kept modes only.
+
+    With ``conj_sym`` the ``n/2`` modes with ``mu > 0`` are kept; the null space (even dimension) is paired into
+    complex vectors ``(u + i w)/sqrt2`` of real orthonormal ``u, w``, each standing for itself and its conjugate.
+    """
+    n = S.shape[0]
+    mu, V = np.linalg.eigh(-1j * S)
+    tol = 1e-9 * max(1.0, float(np.abs(mu).max(initial=0.0)))
+    if not conj_sym:
+        order = np.argsort(mu, kind="stable")
+        return 1j * mu[order], V[:, order]
+    if n % 2:
+        raise ValueError(f"n must be even with conj_sym=True, got n={n}")
+    pos = np.flatnonzero(mu > tol)
+    null = scipy.linalg.null_space(S, rcond=tol / max(1.0, float(np.abs(S).max())))
+    if null.shape[1] % 2 or pos.size + null.shape[1] // 2 != n // 2:
+        raise ValueError("conj_sym=True needs the eigenvalues of the skew part in conjugate pairs")
+    Z = (null[:, 0::2] + 1j * null[:, 1::2]) / np.sqrt(2.0)
+    pos = pos[np.argsort(mu[pos], kind="stable")]
+    return np.concatenate([np.zeros(Z.shape[1]), 1j * mu[pos]]), np.concatenate([Z, V[:, pos]], axis=1)
+
+
+def _nplr_modes(measure: str, n: int, conj_sym: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(Lambda (m,), V (n, m), P (r, n), B (n,))`` of the measure's NPLR form (s4's normalisation)."""
+    A_N, P, B = hippo_nplr(measure, n)
+    shift = float(np.mean(np.diag(A_N)))
+    mu, V = _skew_eig(A_N - shift * np.eye(n), conj_sym)
+    return shift + mu, V, P, B
+
+
+def _s4_nplr(measure: str) -> Callable[[int, bool], SSMInit]:
+    def init(n: int, conj_sym: bool) -> SSMInit:
+        Lambda, V, P, B = _nplr_modes(measure, n, conj_sym)
+        Vh = V.conj().T
+        return SSMInit(f"s4-{measure}", Lambda, Vh @ B, V, Vh, P=P @ Vh.T, conj_sym=conj_sym)
+
+    return init
+
+
+def _s4d_nplr(measure: str) -> Callable[[int, bool], SSMInit]:
+    def init(n: int, conj_sym: bool) -> SSMInit:
+        Lambda, V, _, B = _nplr_modes(measure, n, conj_sym)
+        Vh = V.conj().T
+        return SSMInit(f"s4d-{measure}", -0.5 + 1j * Lambda.imag, Vh @ B, V, Vh, conj_sym=conj_sym)
+
+    return init
+
+
 def _s4d_lin(n: int, conj_sym: bool) -> SSMInit:
     m = n // 2 if conj_sym else n
     k = np.arange(m)
@@ -204,12 +267,23 @@ INITS: dict[str, Callable[..., SSMInit]] = {
     "s4d-inv": _s4d_inv,
     "s4d-real": _s4d_real,
     "s4-legs": _s4_legs,
+    "s4-legt": _s4_nplr("legt"),
+    "s4-fout": _s4_nplr("fout"),
+    "s4d-legt": _s4d_nplr("legt"),
+    "s4d-fout": _s4d_nplr("fout"),
     "s5-legs": _s5_legs,
     "ptd": _ptd,
     **{name: _ptd for name in PTD_PRESETS},
     "s5-ptd": _s5_ptd,
     **{f"s5-{name}": _s5_ptd for name in PTD_PRESETS},
 }
+
+#: The DPLR (S4) inits: a low-rank factor ``P`` (``A = diag(Lambda) - P^T conj(P)`` in the mode basis).
+DPLR_INITS = ("s4-legs", "s4-legt", "s4-fout")
+
+#: The HiPPO measure an init comes from (its timescale: :mod:`ptdssm.theory.timescale`).
+MEASURE_OF_INIT = {"s4d-legs": "legs", "s4-legs": "legs", "s5-legs": "legs", "s4-legt": "legt", "s4d-legt": "legt",
+                   "s4-fout": "fout", "s4d-fout": "fout", "s4d-lin": "fout"}
 
 #: The PTD inits (single block and S5 block-diagonal).
 PTD_INITS = tuple(name for name, f in INITS.items() if f in (_ptd, _s5_ptd))
