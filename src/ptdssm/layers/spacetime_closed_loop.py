@@ -18,8 +18,11 @@ Per channel ``h`` (``(B, n, H)`` inputs ``u``, the encoder's output over the lag
    ``u^_{t+1} = k^T x_t = (k^T A^l b) * u``, two companion-kernel FFT convolutions. The forecaster's auxiliary loss
    compares them with the next lag values and the next real inputs (:mod:`ptdssm.models.spacetime`).
 
-``a``, ``b``, ``c``, ``k`` are each L1-normalized (``norm_order = 1``; the paper normalizes ``K`` as well), rows
-below ``1e-4`` left as they are. Systems are shared by channels as in :class:`~ptdssm.layers.spacetime.SpaceTime`
+``a`` and ``k`` are each L1-normalized (``norm_order = 1``), rows below ``1e-4`` left as they are; ``b`` and ``c``
+are used as they are (as the encoder layer, :mod:`~ptdssm.layers.spacetime`: normalizing them leaves the decoder's
+outputs ~1e-3 of its inputs at init). ``|k|_1 = 1`` bounds the fed-back input ``|k^T x| <= max_i |x_i|``, keeping
+``A + b k^T`` near ``A``'s spectrum (measured at init, d = 64, xavier: spectral radius <= 0.98).
+Systems are shared by channels as in :class:`~ptdssm.layers.spacetime.SpaceTime`
 (``n_kernels``, ``n_heads``; the paper's decoder: one system per channel).
 
 :class:`ForecasterOptions` are the options of :class:`~ptdssm.models.spacetime.SpaceTimeForecaster` that live in
@@ -99,13 +102,13 @@ class ClosedLoopCompanion(nn.Module):
         d_model: channels ``H``.
         d_state: state size ``d``.
         n_kernels, n_heads: systems shared by channels (``n_kernels=None``: ``H / n_heads``).
-        norm_order: ``1``: L1-normalize ``a``, ``b``, ``c``, ``k``; ``0``: off.
-        kernel_init: ``"normal"`` or ``"xavier"``.
+        norm_order: ``1``: L1-normalize ``a`` and ``k`` (``b``, ``c`` never); ``0``: off.
+        kernel_init: ``"xavier"`` (default) or ``"normal"``.
         lr: learning-rate hint of the system's parameters.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, n_kernels: int | None = None, n_heads: int = 1,
-                 norm_order: int = 1, kernel_init: str = "normal", lr: float | None = None) -> None:
+                 norm_order: int = 1, kernel_init: str = "xavier", lr: float | None = None) -> None:
         super().__init__()
         self.d_model = H = check_positive_int("d_model", d_model)
         self.d_state = d = check_positive_int("d_state", d_state)
@@ -123,9 +126,11 @@ class ClosedLoopCompanion(nn.Module):
                              persistent=False)
 
     def system(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        """``(a, b, c, k)``, each ``(n_kernels, d)``, normalized as configured."""
-        ps = tuple(t.to(dtype) for t in (self.a, self.b, self.c, self.k))
-        return tuple(l1_normalize(t) for t in ps) if self.norm_order == 1 else ps
+        """``(a, b, c, k)``, each ``(n_kernels, d)``, ``a`` and ``k`` L1-normalized when ``norm_order == 1``."""
+        a, b, c, k = (t.to(dtype) for t in (self.a, self.b, self.c, self.k))
+        if self.norm_order == 1:
+            a, k = l1_normalize(a), l1_normalize(k)
+        return a, b, c, k
 
     def encode(self, u: torch.Tensor) -> torch.Tensor:
         """State after the window: ``x (B, H, d) = sum_l (A^l b) u_{n-1-l}``; ``u (B, n, H)``."""
