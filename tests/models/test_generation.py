@@ -10,8 +10,9 @@ from ptdssm.models import RMSNorm, SequenceModel, build_model, generate, sample_
 
 V = 11
 OPTS = {"s4d": {"d_state": 8}, "s5": {"d_state": 8, "blocks": 2}, "mamba": {"d_state": 4},
-        "mamba2": {"d_state": 4, "headdim": 8, "chunk_size": 4}}
-NORM = {"s4d": "layer", "s5": "batch", "mamba": "rms", "mamba2": "rms"}
+        "mamba2": {"d_state": 4, "headdim": 8, "chunk_size": 4}, "h3": {"d_state": 4, "n_heads": 2},
+        "hyena": {"l_max": 32, "filter_order": 8}}
+NORM = {"s4d": "layer", "s5": "batch", "mamba": "rms", "mamba2": "rms", "h3": "layer", "hyena": "layer"}
 
 
 def _model(name, head="lm", norm=None, n_layers=2, d_model=16, layer=None, seed=0, **kw):
@@ -50,7 +51,7 @@ def test_step_equals_forward_and_prefill_then_step(name, head):
         _close(_finite(y), full[:, t])
 
 
-@pytest.mark.parametrize("name", ["s4d", "mamba", "mamba2"])
+@pytest.mark.parametrize("name", ["s4d", "mamba", "mamba2", "h3", "hyena"])
 def test_prefill_with_lengths_continues_each_sequence(name):
     m = _model(name)
     x = torch.randint(1, V, (2, 9))
@@ -124,7 +125,7 @@ def _greedy_by_forward(m, prompt, n):
     return seq
 
 
-@pytest.mark.parametrize("name", ["s4d", "mamba"])
+@pytest.mark.parametrize("name", ["s4d", "mamba", "h3", "hyena"])
 def test_greedy_generation_equals_full_forward_argmax(name):
     m = _model(name)
     prompt = torch.randint(1, V, (2, 5))
