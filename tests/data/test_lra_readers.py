@@ -433,10 +433,10 @@ def lra_fixture_root(tmp_path_factory):
     return root
 
 
-MODELS = ("s4", "s4d", "s4-ptd", "s5", "s5-ptd")
+MODELS = ("s4", "s4d", "s4-ptd", "s5", "s5-ptd", "lru", "long-conv")
 
 
-@pytest.mark.parametrize("name", [f"{t}-{m}" for t in LRA_CONFIG_TASKS for m in MODELS])
+@pytest.mark.parametrize("name", [*(f"{t}-{m}" for t in LRA_CONFIG_TASKS for m in MODELS), "image-hyena"])
 def test_lra_configs_train_one_step_on_fixtures(name, lra_fixture_root, tmp_path, monkeypatch):
     """Each packaged LRA config (at tiny width) reads its fixture data and trains one step."""
     from ptdssm.config import available_configs, load_config
@@ -446,8 +446,10 @@ def test_lra_configs_train_one_step_on_fixtures(name, lra_fixture_root, tmp_path
     configs = available_configs()
     assert name in configs, f"no packaged config {name}"
     overrides = [f"data.data_dir={lra_fixture_root}", "data.batch_size=2", "model.n_layers=1",
-                 "model.d_model=8", "model.layer.d_state=4", "train.epochs=1", "train.max_steps_per_epoch=1",
+                 "model.d_model=8", "train.epochs=1", "train.max_steps_per_epoch=1",
                  "train.progress=false", f"train.out={tmp_path / name}", "train.device=cpu"]
+    if not name.endswith(("-long-conv", "-hyena")):  # the convolutional families have no state size
+        overrides.append("model.layer.d_state=4")
     if name.endswith(("-s5", "-s5-ptd")):
         overrides.append("model.layer.blocks=1")
     if name.startswith("text-"):

@@ -94,7 +94,7 @@ def test_input_checks_and_factory_errors():
 
 
 LRA = [(t, m) for t in ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
-       for m in ("s4-ptd", "s5-ptd", "s4", "s4d", "s5")]
+       for m in ("s4-ptd", "s5-ptd", "s4", "s4d", "s5", "lru")]
 
 
 @pytest.mark.parametrize(("task", "model"), LRA)
