@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_transfer", "plot_conditioning", "plot_forecasts", "plot_kappa_vs_perturbation",
+__all__ = ["plot_curves", "plot_transfer", "plot_conditioning", "plot_forecasts", "plot_kappa_vs_perturbation",
            "plot_layer_responses", "plot_robustness_sweep", "plot_sup_errors", "plot_basis", "save_figure",
            "SYSTEM_LABELS"]
 
@@ -103,6 +103,23 @@ def plot_conditioning(ns: Sequence[int], series: Mapping[str, Sequence[float]],
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Eigenvector conditioning of HiPPO-LegS")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_curves(curves: Mapping[str, Sequence[float]], path: str | os.PathLike[str] | None = None, *,
+                ylabel: str = "accuracy") -> Figure:
+    """One line per run of a per-epoch metric (``curves``: label -> values of epochs 1, 2, ...), in percent."""
+    if not curves:
+        raise ValueError("no curves to plot")
+    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
+    ax = fig.subplots()
+    for label, values in curves.items():
+        ax.plot(range(1, len(values) + 1), [100 * v for v in values], marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{ylabel} (%)")
+    ax.legend(fontsize=7, ncol=2)
     if path is not None:
         save_figure(fig, path)
     return fig

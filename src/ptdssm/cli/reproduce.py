@@ -38,16 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = sub.add_parser("robustness", help="train S4D, S4-PTD, S5, S5-PTD (only C trained) and compare them under "
                                           "Fourier-mode noise",
                        description="Train the paper's robustness model (A, B and dt frozen) for each compared "
-                                   "family with the same seed, data and budget, then sweep each under layer noise "
-                                   "at the S4D spike of its state size, the paper's w = 325.4 and w = 100. "
-                                   "Finished runs in --out are reused, an interrupted one resumes.")
+                                   "model with the same data and budget (and seeds), then sweep each under layer "
+                                   "noise at its own spike, the S4D spike of its state size, the paper's w = 325.4 "
+                                   "and the controls w = 30 and 100; report.md compares each PTD model with its "
+                                   "diagonal baseline and shows every validation curve. Finished runs and sweeps in "
+                                   "--out are reused, an interrupted run resumes.")
     r.add_argument("--config", default="fashion-mnist-cpu",
                    help="fashion-mnist-cpu (CPU budget, ~20 min on 2 cores), scifar-paper (the paper's scale, "
                         "needs --data-dir with CIFAR-10), or a YAML file (default fashion-mnist-cpu)")
     r.add_argument("--models", nargs="+", default=None, metavar="M",
-                   help="registered LTI families to compare, each optionally FAMILY@INIT to pick the init, e.g. "
-                        "s4-ptd@ptd-paper (the paper's PTD objective), s4-ptd@ptd-response, s5-ptd@ptd-paper-pairs "
-                        "(default: s4d s4-ptd s5 s5-ptd, the paper's; ptd is the default PTD)")
+                   help="registered LTI families to compare, each FAMILY[@INIT][:K]: @INIT picks the init, e.g. "
+                        "s4-ptd@ptd-paper-pairs (the paper's PTD objective, conjugate pairs), s4-ptd@ptd-response; "
+                        ":K trains K seeds (--seed .. --seed+K-1), e.g. s4d:3 (default: s4d s4-ptd s5 s5-ptd, the "
+                        "paper's, one seed each; ptd is the default PTD)")
     r.add_argument("--epochs", type=int, metavar="N", help=f"budget: epochs per model, >= 1 ({budget['epochs']})")
     r.add_argument("--train-subset", type=int, metavar="N",
                    help=f"budget: training sequences, >= 1 ({budget['train_subset']})")
@@ -57,12 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--data-dir", metavar="D",
                    help="data folder, must exist (default: the task's own; CIFAR-10 for scifar-paper)")
     r.add_argument("--frequencies", type=float, nargs="+", metavar="W",
-                   help="layer-noise frequencies, continuous (default: 100, the paper's 325.4 and the S4D spike "
-                        "of the state size, 1303.3 for N = 64)")
+                   help="layer-noise frequencies, continuous (default: the controls 30 and 100, the paper's 325.4 "
+                        "and the S4D spike of the state size, 1303.3 for N = 64); each model is also swept at its "
+                        "own spike")
     r.add_argument("--amplitudes", type=float, nargs="+", default=[0.1, 0.5, 1.0], metavar="A",
                    help="noise amplitudes, > 0 (default 0.1, the paper's, 0.5 and 1.0)")
     r.add_argument("--seed", type=int, default=0,
-                   help="training seed of every model, and the noise seed (default 0)")
+                   help="first training seed of every model (FAMILY:K trains K from here), and the noise seed "
+                        "(default 0)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every model, e.g. --set optim.lr=3e-3 (repeatable; default: none)")
     r.add_argument("--fresh", action="store_true",

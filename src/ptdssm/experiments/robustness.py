@@ -76,13 +76,15 @@ def layer_frequency_response(layer: nn.Module, length: int) -> tuple[np.ndarray,
 def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
                      frequencies: Sequence[float] | None = None, amplitudes: Sequence[float] | None = None,
                      split: str = "test", data_dir: str | None = None, batch_size: int | None = None,
-                     subset: int | None = None, seed: int = 0, device: str = "auto",
+                     subset: int | None = None, seed: int = 0, device: str = "auto", own_spikes: int = 0,
                      progress: bool = True) -> dict[str, Any]:
     """Evaluate ``checkpoint`` clean and under ``kind`` noise at every (frequency, amplitude) of the grid.
 
     ``kind`` is ``layer`` (frequency: continuous), ``sinusoid`` (frequency: radians per sample) or ``fourier``
     (frequency: the FFT bin ``m`` in ``1 .. L/2`` of one Fourier mode, :class:`~ptdssm.experiments.noise.InputNoise`);
     for ``gaussian`` only the amplitudes are swept. ``subset`` evaluates a seeded subset of the split.
+    ``own_spikes`` (``layer`` only) adds the model's ``own_spikes`` largest ``|Im lambda|`` (:func:`spike_frequencies`)
+    to ``frequencies``.
 
     Returns:
         ``{"checkpoint", "task", "model", "split", "n", "kind", "clean": {...}, "spikes": [...], "rows": [...]}``
@@ -107,6 +109,8 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         freqs: list[float | None] = [None]
     elif frequencies is not None:
         freqs = [float(f) for f in frequencies]
+        if kind == "layer" and own_spikes:
+            freqs = sorted({*freqs, *spike_frequencies(model, top=own_spikes)})
     elif kind == "layer":
         freqs = list(default_frequencies(model))
     elif kind == "fourier":  # FFT bins spread over 1 .. L/2 (the Nyquist bin)
