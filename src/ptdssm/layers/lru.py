@@ -47,7 +47,7 @@ import torch
 
 from .._checks import check_choice, check_positive_int
 from ..kernels.lru import lru_forward
-from .lti import LTISSM
+from .lti import MIMODiagonalSSM
 
 __all__ = ["LRU"]
 
@@ -65,7 +65,7 @@ def _check_radii(r_min: float, r_max: float, max_phase: float) -> tuple[float, f
     return r_min, r_max, max_phase
 
 
-class LRU(LTISSM):
+class LRU(MIMODiagonalSSM):
     """Linear Recurrent Unit: ``(B, L, H) -> (B, L, H)`` (module docstring for the maths, init and conventions).
 
     Args:
@@ -152,15 +152,3 @@ class LRU(LTISSM):
         last = torch.full((Bsz,), L - 1, device=u.device) if lengths is None else lengths.to(u.device).long() - 1
         return y, x[torch.arange(Bsz, device=u.device), last]
 
-    # ------------------------------------------------------------------ step mode
-    def _state_shape(self) -> tuple[int, ...]:
-        return (self.n_modes,)
-
-    def _step_setup(self) -> dict[str, torch.Tensor]:
-        log_z, Bn, C = self._discrete()
-        return {"z": torch.exp(log_z), "B": Bn, "C": C[0]}
-
-    def _recur(self, u: torch.Tensor, state: torch.Tensor,
-               cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        state = cache["z"] * state + u.to(state.dtype) @ cache["B"].T
-        return (state @ cache["C"].T).real, state

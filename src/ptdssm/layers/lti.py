@@ -40,7 +40,7 @@ from .._checks import check_choice, check_positive_float
 from ..kernels.discretize import DISCRETIZATIONS
 from .mixer import SequenceMixer
 
-__all__ = ["LTISSM", "STABILITY"]
+__all__ = ["LTISSM", "MIMODiagonalSSM", "STABILITY"]
 
 STABILITY = ("exp", "reflect", "clip")
 CLIP_MAX = -1e-4
@@ -213,3 +213,29 @@ class LTISSM(SequenceMixer):
         return (f"d_model={self.d_model}, d_state={getattr(self, 'd_state', '?')}, "
                 f"n_modes={getattr(self, 'n_modes', '?')}, bidirectional={self.bidirectional}, disc={self.disc!r}, "
                 f"stability={self.stability!r}, dt=[{self.dt_min}, {self.dt_max}]")
+
+
+class MIMODiagonalSSM(LTISSM):
+    r"""An :class:`LTISSM` whose ``m`` complex modes are shared by the ``H`` channels (S5, LRU): step mode
+    ``x_t = z * x_{t-1} + B u_t``, ``y_t = Re(C x_t)`` (+ ``D u_t`` by :meth:`LTISSM.step`), state ``(B, m)``.
+
+    Subclasses give ``_discrete() -> (log z (m,), B (m, H), C (ch, H, m))`` (``C`` with any conjugate-symmetry
+    factor applied; the step uses the forward direction ``C[0]``) and ``n_modes``.
+    """
+
+    n_modes: int
+
+    def _discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _state_shape(self) -> tuple[int, ...]:
+        return (self.n_modes,)
+
+    def _step_setup(self) -> dict[str, torch.Tensor]:
+        log_z, B, C = self._discrete()
+        return {"z": torch.exp(log_z), "B": B, "C": C[0]}
+
+    def _recur(self, u: torch.Tensor, state: torch.Tensor,
+               cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        state = cache["z"] * state + u.to(state.dtype) @ cache["B"].T
+        return (state @ cache["C"].T).real, state

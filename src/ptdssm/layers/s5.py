@@ -25,7 +25,7 @@ from .._checks import check_choice, check_positive_int
 from ..kernels.discretize import discretize_diag
 from ..kernels.scan import decay_order, diag_scan, diag_scan_split
 from ..theory.init import PTD_INITS, ssm_init
-from .lti import LTISSM
+from .lti import MIMODiagonalSSM
 
 __all__ = ["S5", "S5_INITS", "C_INITS"]
 
@@ -40,7 +40,7 @@ def _trunc_normal(*shape: int, std: float = 1.0) -> torch.Tensor:
     return t
 
 
-class S5(LTISSM):
+class S5(MIMODiagonalSSM):
     """Simplified state-space layer (S5 / S5-PTD): ``(B, L, H) -> (B, L, H)``.
 
     Args:
@@ -128,15 +128,3 @@ class S5(LTISSM):
     def _scan(self, log_z: torch.Tensor, v: torch.Tensor) -> list[torch.Tensor]:
         """States ``(B, L, m)`` of ``v (B, L, m)``, as :func:`~ptdssm.kernels.scan.diag_scan_split`'s groups."""
         return diag_scan_split(log_z, v) if self.scan == "chunked" else [diag_scan(log_z, v, self.scan)]
-
-    def _state_shape(self) -> tuple[int, ...]:
-        return (self.n_modes,)
-
-    def _step_setup(self) -> dict[str, torch.Tensor]:
-        log_z, Bbar, C = self._discrete()
-        return {"z": torch.exp(log_z), "B": Bbar, "C": C[0]}
-
-    def _recur(self, u: torch.Tensor, state: torch.Tensor,
-               cache: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        state = cache["z"] * state + u.to(state.dtype) @ cache["B"].T
-        return (state @ cache["C"].T).real, state
