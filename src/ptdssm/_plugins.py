@@ -11,7 +11,7 @@ import os
 import sys
 import types
 
-__all__ = ["import_user_module", "load_entry_points", "one_line"]
+__all__ = ["import_plugin", "import_user_module", "load_entry_points", "one_line"]
 
 
 def one_line(exc: BaseException) -> str:
@@ -31,6 +31,18 @@ def import_user_module(module: str) -> types.ModuleType:
         sys.path.append(cwd)
         importlib.invalidate_caches()
         return importlib.import_module(module)
+
+
+def import_plugin(name: str, what: str, error: type[Exception]) -> tuple[str, types.ModuleType]:
+    """``"module:attr"`` -> ``(attr, the imported module)``; ``error`` naming the ``what`` (``task``, ``model``) and
+    ``name`` when a part is empty or the import fails."""
+    module, _, attr = name.partition(":")
+    if not module or not attr:
+        raise error(f"{what} {name!r}: expected 'module:name' with both parts non-empty")
+    try:
+        return attr, import_user_module(module)
+    except Exception as exc:
+        raise error(f"{what} {name!r}: cannot import module {module!r}: {one_line(exc)}") from exc
 
 
 def load_entry_points(group: str, error: type[Exception], what: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._plugins import import_user_module, load_entry_points, one_line
+from .._plugins import import_plugin, load_entry_points
 from ..errors import DataError
 from .base import TaskBuilder, TaskData, TaskInfo, TaskInfoFn
 
@@ -102,13 +102,7 @@ def _is_pair(obj: Any) -> bool:
 
 def _resolve_plugin(name: str) -> Task:
     """Resolve ``"module:attr"`` (module docstring, route 3) and register the result under ``name``."""
-    module, _, attr = name.partition(":")
-    if not module or not attr:
-        raise DataError(f"task {name!r}: expected 'module:name' with both parts non-empty")
-    try:
-        mod = import_user_module(module)
-    except Exception as exc:
-        raise DataError(f"task {name!r}: cannot import module {module!r}: {one_line(exc)}") from exc
+    attr, mod = import_plugin(name, "task", DataError)
     if name in _TASKS:  # (a) registered as "module:attr" by the import
         return _TASKS[name]
     obj = getattr(mod, attr, None)
@@ -119,7 +113,7 @@ def _resolve_plugin(name: str) -> Task:
     elif attr in _TASKS:  # (c) registered as "attr"
         task = _TASKS[attr]
     else:
-        raise DataError(f"task {name!r}: module {module!r} ({getattr(mod, '__file__', '?')}) neither registers a "
+        raise DataError(f"task {name!r}: module {mod.__name__!r} ({getattr(mod, '__file__', '?')}) neither registers a "
                         f"task {attr!r} or {name!r} nor defines {attr!r} as a Task or an (info, build) pair")
     _TASKS[name] = task
     return task

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from .._plugins import import_user_module, load_entry_points, one_line
+from .._plugins import import_plugin, load_entry_points
 from ..errors import ConfigError
 from .mixer import SequenceMixer
 
@@ -175,17 +175,11 @@ def _load() -> None:
 
 def _resolve_plugin(name: str) -> Family:
     """Resolve ``"module:family"`` (module docstring, route 3) and register the result under ``name``."""
-    module, _, attr = name.partition(":")
-    if not module or not attr:
-        raise ConfigError(f"model {name!r}: expected 'module:name' with both parts non-empty")
-    try:
-        mod = import_user_module(module)
-    except Exception as exc:
-        raise ConfigError(f"model {name!r}: cannot import module {module!r}: {one_line(exc)}") from exc
+    attr, mod = import_plugin(name, "model", ConfigError)
     if name in _FAMILIES:  # registered as "module:family" by the import
         return _FAMILIES[name]
     if attr not in _FAMILIES:
-        raise ConfigError(f"model {name!r}: module {module!r} ({getattr(mod, '__file__', '?')}) registers no "
+        raise ConfigError(f"model {name!r}: module {mod.__name__!r} ({getattr(mod, '__file__', '?')}) registers no "
                           f"family {attr!r} or {name!r} (call ptdssm.layers.register_family at import)")
     fam = _FAMILIES[name] = dataclasses.replace(_FAMILIES[attr], name=name)
     return fam
