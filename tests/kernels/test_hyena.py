@@ -12,10 +12,12 @@ import torch
 from ptdssm.kernels.hyena import (
     decay_deltas,
     exponential_modulation,
+    hyena_operator,
     hyena_recurrence,
     hyena_recurrence_ref,
     positional_features,
 )
+from ptdssm.kernels.shift import causal_conv_ref
 
 from .common import assert_same_outputs_and_grads, f64
 
@@ -61,6 +63,70 @@ def test_recurrence_gradcheck():
     h = torch.randn(2, 2, 6, dtype=f64, generator=g, requires_grad=True)
     b = torch.randn(2, 2, dtype=f64, generator=g, requires_grad=True)
     assert torch.autograd.gradcheck(hyena_recurrence, (v, x, h, b))
+
+
+def _operator_ref(p, w, b, k, *, order, safari):
+    """The fused operator written out: the short conv's double sum, the split, the direct long-convolution sums."""
+    H = p.shape[-1] // (order + 1)
+    x = causal_conv_ref(p, w, b).split(H, dim=-1)  # x^1 .. x^N, v
+    if safari:
+        return hyena_recurrence_ref(x[0] * x[order], x[1:order], k)
+    return hyena_recurrence_ref(x[order], x[:order], k)
+
+
+@pytest.mark.parametrize("order,safari", [(2, False), (3, False), (2, True), (3, True)])
+@pytest.mark.parametrize("K,bias", [(3, True), (1, False), (5, True)])  # K = 5 > L - 1 for the L = 4 case
+@pytest.mark.parametrize("L", [4, 17])
+def test_fused_operator_matches_direct_sums(order, safari, K, bias, L):
+    g = torch.Generator().manual_seed(order * 1000 + K * 10 + L + safari)
+    B, H = 3, 2
+    M = order - 1 if safari else order
+    p = torch.randn(B, L, (order + 1) * H, dtype=f64, generator=g)
+    w = torch.randn((order + 1) * H, K, dtype=f64, generator=g)
+    b = torch.randn((order + 1) * H, dtype=f64, generator=g) if bias else None
+    k = torch.randn(M, H, L, dtype=f64, generator=g)
+    inputs = (p, w, k) if b is None else (p, w, k, b)
+
+    def fused(p, w, k, b=None):
+        return hyena_operator(p, w, b, k, order=order, safari=safari)
+
+    def ref(p, w, k, b=None):
+        return _operator_ref(p, w, b, k, order=order, safari=safari)
+
+    assert_same_outputs_and_grads(fused, ref, inputs)
+    with torch.no_grad():  # the forward-only path (nothing saved)
+        torch.testing.assert_close(fused(*inputs), ref(*inputs), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("safari", [False, True])
+def test_fused_operator_in_channel_blocks(monkeypatch, safari):
+    """Long sequences run the FFTs on blocks of channels (uneven here: 2 + 1 channels); same result."""
+    import ptdssm.kernels.hyena as kh
+
+    L, H, order = 17, 3, 3
+    monkeypatch.setattr(kh, "_BLOCK_BYTES", 2 * (L + 1) * 16)  # two complex128 spectra of L + 1
+    assert [(c.start, c.stop) for c in kh._channel_blocks(H, L, f64)] == [(0, 2), (2, 3)]
+    g = torch.Generator().manual_seed(11)
+    M = order - 1 if safari else order
+    p = torch.randn(2, L, (order + 1) * H, dtype=f64, generator=g)
+    w = torch.randn((order + 1) * H, 3, dtype=f64, generator=g)
+    b = torch.randn((order + 1) * H, dtype=f64, generator=g)
+    k = torch.randn(M, H, L, dtype=f64, generator=g)
+    assert_same_outputs_and_grads(lambda p, w, b, k: hyena_operator(p, w, b, k, order=order, safari=safari),
+                                  lambda p, w, b, k: _operator_ref(p, w, b, k, order=order, safari=safari),
+                                  (p, w, b, k))
+
+
+def test_fused_operator_gradcheck_and_shape_error():
+    g = torch.Generator().manual_seed(5)
+    p = torch.randn(2, 5, 6, dtype=f64, generator=g, requires_grad=True)
+    w = torch.randn(6, 3, dtype=f64, generator=g, requires_grad=True)
+    b = torch.randn(6, dtype=f64, generator=g, requires_grad=True)
+    k = torch.randn(2, 2, 5, dtype=f64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p, w, b, k: hyena_operator(p, w, b, k, order=2), (p, w, b, k))
+    with pytest.raises(ValueError, match="order") as info:
+        hyena_operator(p, w, b, k[:1], order=2)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("l_max,emb_dim", [(1, 3), (10, 3), (64, 5), (100, 33)])

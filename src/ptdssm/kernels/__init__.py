@@ -20,6 +20,7 @@ from .fftconv import fft_conv, fft_conv_blh, fft_conv_ref
 from .hyena import (
     decay_deltas,
     exponential_modulation,
+    hyena_operator,
     hyena_recurrence,
     hyena_recurrence_ref,
     positional_features,
@@ -65,6 +66,7 @@ __all__ = [
     "fft_conv_blh",
     "fft_conv_ref",
     "fir_step",
+    "hyena_operator",
     "hyena_recurrence",
     "hyena_recurrence_ref",
     "krylov_kernel",

@@ -43,21 +43,16 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_positive_int
 from ..kernels.fftconv import fft_conv_blh
 from ..kernels.shift import shift_ssm_kernel
+from ._proj import linear as _linear
 from .mixer import SequenceMixer
 from .ssm_kernel import DiagSSMKernel
 
 __all__ = ["H3"]
-
-
-def _linear(x: torch.Tensor, mod: nn.Linear) -> torch.Tensor:
-    b = None if mod.bias is None else mod.bias.to(x.dtype)
-    return F.linear(x, mod.weight.to(x.dtype), b)
 
 
 class H3(SequenceMixer):

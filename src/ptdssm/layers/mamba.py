@@ -55,17 +55,12 @@ from torch import nn
 
 from .._checks import check_choice, check_positive_float, check_positive_int
 from ..kernels.selective_scan import selective_scan
+from ._proj import linear
 from .mixer import SequenceMixer, lengths_mask
 
 __all__ = ["Mamba"]
 
 _NO_DECAY = {"weight_decay": 0.0}
-
-
-def _linear(x: torch.Tensor, mod: nn.Linear) -> torch.Tensor:
-    """``mod(x)`` computed in ``x``'s dtype (the parameters may be stored in another one)."""
-    b = None if mod.bias is None else mod.bias.to(x.dtype)
-    return F.linear(x, mod.weight.to(x.dtype), b)
 
 
 def _hint(p: nn.Parameter) -> nn.Parameter:
@@ -163,7 +158,7 @@ class Mamba(SequenceMixer):
         for k in range(1, K):
             xc = torch.addcmul(xc, xp[k:k + L], w[:, k])
         xc = F.silu(xc)  # (L, B, E)
-        dt, Bm, Cm = _linear(xc, x_proj).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt, Bm, Cm = linear(xc, x_proj).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight.to(dtype))  # (L, B, E), bias added below
         bias = dt_proj.bias.to(dtype)
         if mask is None:
@@ -178,7 +173,7 @@ class Mamba(SequenceMixer):
     def _mix(self, u: torch.Tensor, mask: torch.Tensor | None, want_state: bool = False) -> Any:
         """``u (B, L, H)`` (zero at pads), ``mask (B, L, 1)`` -> ``out (B, L, H)``; with ``want_state`` also ``x``
         before the conv ``(L, B, E)`` and the last ssm state ``(B, E, N)``."""
-        x, z = _linear(u.transpose(0, 1), self.in_proj).chunk(2, dim=-1)  # (L, B, E) each
+        x, z = linear(u.transpose(0, 1), self.in_proj).chunk(2, dim=-1)  # (L, B, E) each
         m = None if mask is None else mask.transpose(0, 1)  # (L, B, 1)
         if m is not None:
             x = x * m  # in_proj's bias must not reach the conv (or the state) from the pads
@@ -190,7 +185,7 @@ class Mamba(SequenceMixer):
             y = self._scan(x, None, m, "", False)
             y_b = self._scan(x.flip(0), None, None if m is None else m.flip(0), "_b", False)
             y = (y + y_b.flip(-1)) * F.silu(z.permute(1, 2, 0))
-        out = _linear(y.permute(2, 0, 1), self.out_proj).transpose(0, 1).contiguous()
+        out = linear(y.permute(2, 0, 1), self.out_proj).transpose(0, 1).contiguous()
         return (out, x, h) if want_state else out
 
     def _forward(self, u: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -217,19 +212,19 @@ class Mamba(SequenceMixer):
                              "use init_state(batch)")
         dtype = u_t.dtype
         conv_state, h = state[0].to(dtype), state[1].to(dtype)  # a state made before .double() too
-        x, z = _linear(u_t, self.in_proj).chunk(2, dim=-1)  # (B, E)
+        x, z = linear(u_t, self.in_proj).chunk(2, dim=-1)  # (B, E)
         conv_state = torch.cat([conv_state[..., 1:], x[..., None]], dim=-1)
         x = (conv_state * self.conv1d.weight[:, 0].to(dtype)).sum(-1)
         if self.conv1d.bias is not None:
             x = x + self.conv1d.bias.to(dtype)
         x = F.silu(x)
-        dt, Bm, Cm = _linear(x, self.x_proj).split([self.dt_rank, N, N], dim=-1)
-        delta = F.softplus(_linear(dt, self.dt_proj))  # (B, E)
+        dt, Bm, Cm = linear(x, self.x_proj).split([self.dt_rank, N, N], dim=-1)
+        delta = F.softplus(linear(dt, self.dt_proj))  # (B, E)
         A = -torch.exp(self.A_log.to(dtype))
         h = torch.exp(delta[..., None] * A) * h + (delta * x)[..., None] * Bm[:, None, :]
         y = torch.matmul(h, Cm[..., None]).squeeze(-1) + self.D.to(dtype) * x
         y = y * F.silu(z)
-        return _linear(y, self.out_proj), (conv_state, h)
+        return linear(y, self.out_proj), (conv_state, h)
 
     def _prefill(self, u: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
         """One parallel pass (module docstring): the last scan state and the conv buffer gathered from the last
