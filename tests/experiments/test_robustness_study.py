@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from ptdssm.errors import ConfigError
+from ptdssm.experiments.noise import s4d_spike_frequency
 from ptdssm.experiments.robustness_report import CRITERIA, criteria_rows
 from ptdssm.experiments.robustness_study import check_robustness_models, parse_model, reproduce_robustness
 
@@ -48,23 +50,24 @@ def test_criteria_are_the_differences_to_the_baseline():
 
 
 def test_study_trains_seeds_sweeps_own_spike_and_reuses_sweeps(tmp_path):
-    s = reproduce_robustness(tmp_path, models=["s4d:2", "s4-ptd"], overrides=TINY, frequencies=[30.0],
+    spike = s4d_spike_frequency(8)  # 19.86: S4D's own spike (rounded 19.9) is this one, not swept twice
+    s = reproduce_robustness(tmp_path, models=["s4d:2", "s4-ptd"], overrides=TINY, frequencies=[30.0, spike],
                              amplitudes=[0.5], progress=False)
     s4d, ptd = s["models"]["s4d"], s["models"]["s4-ptd"]
     assert s4d["seeds"] == [0, 1] and ptd["seeds"] == [0]
     assert (tmp_path / "runs" / "s4d" / "results.json").is_file()
     assert (tmp_path / "runs" / "s4d-seed1" / "results.json").is_file()
-    import yaml
-
     assert yaml.safe_load((tmp_path / "runs" / "s4d-seed1" / "config.yaml").read_text())["train"]["seed"] == 1
     cleans = [r["clean_acc"] for r in s4d["runs"]]
     assert s4d["clean_acc"] == pytest.approx(np.mean(cleans))
     for m in (s4d, ptd):
         assert m["own_spike"] == m["spikes"][0] > 0
         freqs = {r["frequency"] for r in m["rows"]}
-        assert {30.0, m["own_spike"]} <= freqs
+        assert 30.0 in freqs and min(abs(f - m["own_spike"]) for f in freqs) < 0.06
         for r in m["runs"]:
             assert len(r["val_curve"]) == 2 and all(0.0 <= v <= 1.0 for v in r["val_curve"])
+    assert sorted({r["frequency"] for r in s4d["rows"]}) == [spike, 30.0]
+    assert len({r["frequency"] for r in ptd["rows"]}) == 3  # its own spike is another frequency
     # Mean rows are the means of the seeds' rows.
     at30 = [next(x["acc"] for x in r["rows"] if x["frequency"] == 30.0) for r in s4d["runs"]]
     row30 = next(x for x in s4d["rows"] if x["frequency"] == 30.0)
@@ -75,7 +78,7 @@ def test_study_trains_seeds_sweeps_own_spike_and_reuses_sweeps(tmp_path):
     # A second call reuses the finished runs and their sweeps (nothing re-evaluated).
     sweep = tmp_path / "s4d-seed1" / "robustness.json"
     before = sweep.stat().st_mtime_ns
-    again = reproduce_robustness(tmp_path, models=["s4d:2", "s4-ptd"], overrides=TINY, frequencies=[30.0],
+    again = reproduce_robustness(tmp_path, models=["s4d:2", "s4-ptd"], overrides=TINY, frequencies=[30.0, spike],
                                  amplitudes=[0.5], progress=False)
     assert sweep.stat().st_mtime_ns == before
     assert again["models"]["s4d"]["rows"] == s4d["rows"]

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "diagonal baseline and shows every validation curve. Finished runs and sweeps in "
                                    "--out are reused, an interrupted run resumes.")
     r.add_argument("--config", default="fashion-mnist-cpu",
-                   help="fashion-mnist-cpu (CPU budget, ~20 min on 2 cores), scifar-paper (the paper's scale, "
+                   help="fashion-mnist-cpu (CPU budget, ~50 min on 2 cores), scifar-paper (the paper's scale, "
                         "needs --data-dir with CIFAR-10), or a YAML file (default fashion-mnist-cpu)")
     r.add_argument("--models", nargs="+", default=None, metavar="M",
                    help="registered LTI families to compare, each FAMILY[@INIT][:K]: @INIT picks the init, e.g. "

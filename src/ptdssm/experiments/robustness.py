@@ -109,8 +109,9 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         freqs: list[float | None] = [None]
     elif frequencies is not None:
         freqs = [float(f) for f in frequencies]
-        if kind == "layer" and own_spikes:
-            freqs = sorted({*freqs, *spike_frequencies(model, top=own_spikes)})
+        if kind == "layer" and own_spikes:  # a spike already on the grid (to its 0.1 rounding) is not added again
+            freqs = sorted({*freqs, *(s for s in spike_frequencies(model, top=own_spikes)
+                                      if all(abs(s - f) >= 0.06 for f in freqs))})
     elif kind == "layer":
         freqs = list(default_frequencies(model))
     elif kind == "fourier":  # FFT bins spread over 1 .. L/2 (the Nyquist bin)

@@ -21,8 +21,9 @@ CRITERIA = {"clean": 2.0, "spike": 20.0, "spike_amplitude": 0.5, "control": 3.0}
 
 
 def _cell(m: dict[str, Any], f: float | None, a: float) -> dict[str, Any] | None:
+    """The row of frequency ``f`` (within 0.06: spikes are rounded to 0.1) and amplitude ``a``."""
     for r in m["rows"]:
-        if f is not None and abs(r["frequency"] - f) < 1e-6 and abs(r["amplitude"] - a) < 1e-12:
+        if f is not None and abs(r["frequency"] - f) < 0.06 and abs(r["amplitude"] - a) < 1e-12:
             return r
     return None
 

@@ -180,7 +180,8 @@ def _sweep_run(run_dir: Path, folder: Path, freqs: list[float], amplitudes: Sequ
     done = _cached_sweep(folder, ckpt, {(f, float(a)) for f in freqs for a in amplitudes}) if resume else None
     if done is not None and done.get("spikes"):
         own = float(done["spikes"][0])
-        if {(own, float(a)) for a in amplitudes} <= {(r["frequency"], r["amplitude"]) for r in done["rows"]}:
+        if all(any(abs(r["frequency"] - own) < 0.06 and r["amplitude"] == float(a) for r in done["rows"])
+               for a in amplitudes):
             return done
     sweep = robustness_sweep(ckpt, kind="layer", frequencies=freqs, amplitudes=amplitudes, seed=seed, own_spikes=1,
                              progress=progress)
