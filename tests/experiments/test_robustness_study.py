@@ -82,3 +82,10 @@ def test_study_trains_seeds_sweeps_own_spike_and_reuses_sweeps(tmp_path):
                                  amplitudes=[0.5], progress=False)
     assert sweep.stat().st_mtime_ns == before
     assert again["models"]["s4d"]["rows"] == s4d["rows"]
+    # --fresh (resume=False) retrains a finished run instead of refusing its folder.
+    results = tmp_path / "runs" / "s4-ptd" / "results.json"
+    stamp = results.stat().st_mtime_ns
+    fresh = reproduce_robustness(tmp_path, models=["s4-ptd"], overrides=TINY, frequencies=[30.0], amplitudes=[0.5],
+                                 resume=False, progress=False)
+    assert results.stat().st_mtime_ns > stamp and fresh["models"]["s4-ptd"]["seeds"] == [0]
+

@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every model, e.g. --set optim.lr=3e-3 (repeatable; default: none)")
     r.add_argument("--fresh", action="store_true",
-                   help="retrain even if a finished run exists in --out (default: reuse it)")
+                   help="delete the compared models' run folders in --out and retrain them (default: reuse finished "
+                        "runs and sweeps, resume an interrupted run)")
     r.add_argument("--out", default="reports/robustness", metavar="DIR",
                    help="report folder, created if missing and checked writable before any training (default "
                         "reports/robustness)")

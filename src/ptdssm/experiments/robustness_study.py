@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -221,11 +222,10 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
             also swept at its own spike.
         amplitudes: layer-noise amplitudes of the sweep (default 0.1, the paper's, and 0.5, 1.0).
         seed: first training seed (a model with ``:K`` trains seeds ``seed .. seed + K - 1``) and the noise seed.
-        resume: reuse a finished run (its ``results.json``) and its sweep, or continue an interrupted run.
+        resume: reuse a finished run (its ``results.json``) and its sweep, or continue an interrupted run; ``False``
+            deletes each compared run's folder under ``out_dir/runs`` and retrains it (``--fresh``).
         progress: progress bars on stderr.
     """
-    from .train import train
-
     study = [parse_model(m, seed) for m in check_robustness_models(models)]
     out = ensure_writable_dir(out_dir, "report folder (--out)")
     base = robustness_config(config)
@@ -239,35 +239,44 @@ def reproduce_robustness(out_dir: str | os.PathLike[str] = "reports/robustness",
     summary: dict[str, Any] = {"config": str(base), "overrides": list(overrides), "seed": seed,
                                "amplitudes": list(amplitudes), "models": {}}
     for sm in study:
-        cfg0 = cfgs[sm.run_name(sm.seeds[0])]
-        # The spike of S4D-LegS with the same state size per block: where the diagonal (S4D/S5) initialisation has
-        # its resonance and where PTD should not.
-        spike = s4d_spike_frequency(int(layer_option(cfg0.model, "d_state")) // (layer_option(cfg0.model, "blocks")
-                                                                                  or 1))
-        freqs = sorted({float(f) for f in (frequencies if frequencies is not None
-                                           else [*CONTROL_FREQUENCIES, PAPER_FREQUENCY, spike])})
-        runs = []
-        for s in sm.seeds:
-            run_dir = out / "runs" / sm.run_name(s)
-            done = run_dir / "results.json"
-            if not (resume and done.is_file()):
-                train(cfgs[sm.run_name(s)], resume=resume and (run_dir / "checkpoints" / "last.pt").is_file())
-            sweep = _sweep_run(run_dir, out / sm.run_name(s), freqs, amplitudes, seed, resume, progress)
-            runs.append({"seed": s, "clean_acc": sweep["clean"]["acc"], "rows": sweep["rows"],
-                         "train_results": json.loads(done.read_text()), "val_curve": _val_curve(run_dir)})
-        clean = np.asarray([r["clean_acc"] for r in runs], dtype=np.float64)
-        summary["models"][sm.name] = {
-            "family": sm.family, "init": sm.init, "task": sweep["task"], "n": sweep["n"], "seeds": list(sm.seeds),
-            "clean_acc": float(clean.mean()), "clean_min": float(clean.min()), "clean_max": float(clean.max()),
-            "spikes": sweep["spikes"], "own_spike": float(sweep["spikes"][0]) if sweep["spikes"] else None,
-            "baseline_spike": spike, "rows": _mean_rows([r["rows"] for r in runs]),
-            "train_results": runs[0]["train_results"], "runs": runs,
-        }
-        summary["spike_frequency"] = spike
+        summary["models"][sm.name] = _run_model(sm, cfgs, out, frequencies, amplitudes, seed, resume, progress)
+        summary["spike_frequency"] = summary["models"][sm.name]["baseline_spike"]
     summary["markdown"] = robustness_markdown(summary, amplitudes, figure=_curves_figure(summary, out))
     atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "results.json")
     atomic_write_text(summary["markdown"], out / "report.md")
     return summary
+
+
+def _run_model(sm: StudyModel, cfgs: dict[str, Any], out: Path, frequencies: Sequence[float] | None,
+               amplitudes: Sequence[float], seed: int, resume: bool, progress: bool) -> dict[str, Any]:
+    """Train (or reuse) every seed of one model, sweep each run, and summarise the model over its seeds."""
+    from .train import train
+
+    cfg0 = cfgs[sm.run_name(sm.seeds[0])]
+    # The spike of S4D-LegS with the same state size per block: where the diagonal (S4D/S5) initialisation has its
+    # resonance and where PTD should not.
+    spike = s4d_spike_frequency(int(layer_option(cfg0.model, "d_state")) // (layer_option(cfg0.model, "blocks") or 1))
+    freqs = sorted({float(f) for f in (frequencies if frequencies is not None
+                                       else [*CONTROL_FREQUENCIES, PAPER_FREQUENCY, spike])})
+    runs, sweep = [], {}
+    for s in sm.seeds:
+        run_dir = out / "runs" / sm.run_name(s)
+        done = run_dir / "results.json"
+        if not resume and run_dir.exists():  # --fresh: this run folder of the report is retrained from scratch
+            shutil.rmtree(run_dir)
+        if not done.is_file():
+            train(cfgs[sm.run_name(s)], resume=(run_dir / "checkpoints" / "last.pt").is_file())
+        sweep = _sweep_run(run_dir, out / sm.run_name(s), freqs, amplitudes, seed, resume, progress)
+        runs.append({"seed": s, "clean_acc": sweep["clean"]["acc"], "rows": sweep["rows"],
+                     "train_results": json.loads(done.read_text()), "val_curve": _val_curve(run_dir)})
+    clean = np.asarray([r["clean_acc"] for r in runs], dtype=np.float64)
+    return {
+        "family": sm.family, "init": sm.init, "task": sweep["task"], "n": sweep["n"], "seeds": list(sm.seeds),
+        "clean_acc": float(clean.mean()), "clean_min": float(clean.min()), "clean_max": float(clean.max()),
+        "spikes": sweep["spikes"], "own_spike": float(sweep["spikes"][0]) if sweep["spikes"] else None,
+        "baseline_spike": spike, "rows": _mean_rows([r["rows"] for r in runs]),
+        "train_results": runs[0]["train_results"], "runs": runs,
+    }
 
 
 def _curves_figure(summary: dict[str, Any], out: Path) -> str | None:
