@@ -19,7 +19,7 @@ import numpy as np
 
 from ptdssm import perturb_then_diagonalize
 from ptdssm.theory.init import PTD_PRESETS, ptd_options
-from ptdssm.theory.transfer import paper_systems, transfer_analysis
+from ptdssm.theory.transfer import transfer_analysis
 
 
 def main() -> int:
@@ -39,7 +39,7 @@ def main() -> int:
         lam = np.asarray(res.eigenvalues)
         ratios = []
         for seed in range(5):
-            a = transfer_analysis(n, seed=seed, ptd=paper_systems(n, seed=seed, ptd=res).ptd)
+            a = transfer_analysis(n, seed=seed, ptd=res)
             ratios.append(a["sup_ptd_error"] / a["sup_dplr"])
         rows.append({"n": n, "ptd": args.ptd, "objective": opts.get("objective"), "pairs": opts.get("pairs"),
                      "kappa": float(d["kappa"]), "relative_perturbation": float(d["relative_perturbation"]),

@@ -24,10 +24,17 @@ from .checkpoint import atomic_write_text
 from .evaluate import checkpoint_objective, checkpoint_task_info, evaluate_with_noise, prepare_checkpoint
 from .noise import NOISE_KINDS, PAPER_FREQUENCY, NoiseSpec, lti_layers
 
-__all__ = ["DEFAULT_AMPLITUDES", "layer_frequency_response", "spike_frequencies",
+__all__ = ["DEFAULT_AMPLITUDES", "SPIKE_TOLERANCE", "layer_frequency_response", "same_frequency", "spike_frequencies",
            "default_frequencies", "robustness_sweep", "write_sweep_report"]
 
 DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)  # the paper's 0.1, and where a 3-epoch model starts to break
+#: Spike frequencies are rounded to 0.1 (:func:`spike_frequencies`): closer than this, two frequencies are one.
+SPIKE_TOLERANCE = 0.06
+
+
+def same_frequency(f: float, g: float) -> bool:
+    """``f`` and ``g`` name the same noise frequency (up to a spike's 0.1 rounding)."""
+    return abs(f - g) < SPIKE_TOLERANCE
 _BASE_FREQUENCIES = (10.0, 30.0, 100.0, 1000.0, 3000.0)
 
 
@@ -111,7 +118,7 @@ def robustness_sweep(checkpoint: str | os.PathLike[str], *, kind: str = "layer",
         freqs = [float(f) for f in frequencies]
         if kind == "layer" and own_spikes:  # a spike already on the grid (to its 0.1 rounding) is not added again
             freqs = sorted({*freqs, *(s for s in spike_frequencies(model, top=own_spikes)
-                                      if all(abs(s - f) >= 0.06 for f in freqs))})
+                                      if not any(same_frequency(s, f) for f in freqs))})
     elif kind == "layer":
         freqs = list(default_frequencies(model))
     elif kind == "fourier":  # FFT bins spread over 1 .. L/2 (the Nyquist bin)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .noise import PAPER_FREQUENCY
+from .robustness import same_frequency
 
 __all__ = ["CRITERIA", "criteria_rows", "robustness_markdown"]
 
@@ -21,9 +22,9 @@ CRITERIA = {"clean": 2.0, "spike": 20.0, "spike_amplitude": 0.5, "control": 3.0}
 
 
 def _cell(m: dict[str, Any], f: float | None, a: float) -> dict[str, Any] | None:
-    """The row of frequency ``f`` (within 0.06: spikes are rounded to 0.1) and amplitude ``a``."""
+    """The row of frequency ``f`` (up to a spike's rounding, :func:`same_frequency`) and amplitude ``a``."""
     for r in m["rows"]:
-        if f is not None and abs(r["frequency"] - f) < 0.06 and abs(r["amplitude"] - a) < 1e-12:
+        if f is not None and same_frequency(r["frequency"], f) and abs(r["amplitude"] - a) < 1e-12:
             return r
     return None
 

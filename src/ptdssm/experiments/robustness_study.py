@@ -35,14 +35,13 @@ from ..config import load_config
 from ..errors import ConfigError
 from .checkpoint import atomic_write_text
 from .noise import PAPER_FREQUENCY, s4d_spike_frequency
-from .robustness import robustness_sweep, write_sweep_report
+from .robustness import DEFAULT_AMPLITUDES, robustness_sweep, same_frequency, write_sweep_report
 from .robustness_report import robustness_markdown
 
 __all__ = ["BASELINES", "CONTROL_FREQUENCIES", "DEFAULT_AMPLITUDES", "ROBUSTNESS_MODELS", "StudyModel",
            "check_robustness_models", "layer_option", "lti_family_names", "parse_model", "reproduce_robustness",
            "robustness_config", "split_model"]
 
-DEFAULT_AMPLITUDES = (0.1, 0.5, 1.0)
 #: Far below every spike: frequencies every model should pass the same way.
 CONTROL_FREQUENCIES = (30.0, 100.0)
 
@@ -181,7 +180,7 @@ def _sweep_run(run_dir: Path, folder: Path, freqs: list[float], amplitudes: Sequ
     done = _cached_sweep(folder, ckpt, {(f, float(a)) for f in freqs for a in amplitudes}) if resume else None
     if done is not None and done.get("spikes"):
         own = float(done["spikes"][0])
-        if all(any(abs(r["frequency"] - own) < 0.06 and r["amplitude"] == float(a) for r in done["rows"])
+        if all(any(same_frequency(r["frequency"], own) and r["amplitude"] == float(a) for r in done["rows"])
                for a in amplitudes):
             return done
     sweep = robustness_sweep(ckpt, kind="layer", frequencies=freqs, amplitudes=amplitudes, seed=seed, own_spikes=1,
